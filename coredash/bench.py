@@ -1,0 +1,329 @@
+"""``coredash bench``: the same batch in each mode x worker count, measured headless.
+
+Runs are interleaved (every configuration once, then again for each repeat) so
+that a noisy neighbour slows all configurations alike, and every figure printed
+is the median over repeats. The table and ``--json`` come from the same numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from coredash.engine import (
+    BatchSummary,
+    Catalog,
+    Engine,
+    JobChanged,
+    Mode,
+    gil_enabled,
+    usable_cpus,
+)
+from coredash.engine.model import EngineEvent
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    task: str
+    params: dict[str, Any]
+    jobs: int
+    modes: tuple[Mode, ...]
+    workers: tuple[int, ...]  # always includes 1: the baseline for speedup
+    repeat: int = 1
+    serial: bool = True
+    start_method: str | None = None
+
+
+@dataclass
+class BenchRun:
+    """Medians over repeats for one mode x worker count."""
+
+    task: str
+    mode: str
+    workers: int
+    jobs: int
+    params: dict[str, Any]
+    makespan_s: float
+    speedup: float | None  # vs the 1-worker run of the same mode
+    efficiency: float | None  # speedup / workers
+    vs_serial: float | None  # serial loop time / makespan
+    parallelism: float  # sum of job CPU time / makespan
+    mean_wait_s: float
+    mean_run_s: float
+    mean_overhead_s: float
+    sum_cpu_s: float
+    done: int
+    failed: int
+    cancelled: int
+    repeats: int
+    makespans_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    serial_s: float | None
+    serial_error: str | None
+    runs: list[BenchRun]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "config": self.config,
+            "serial_s": self.serial_s,
+            "serial_error": self.serial_error,
+            "runs": [asdict(run) for run in self.runs],
+        }
+
+
+def machine_info(start_method: str) -> dict[str, Any]:
+    return {
+        "usable_cores": usable_cpus(),
+        "logical_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "gil_enabled": gil_enabled(),
+        "platform": platform.platform(),
+        "start_method": start_method,
+    }
+
+
+def measure_serial(catalog: Catalog, task: str, params: dict[str, Any], jobs: int) -> float:
+    """The honest baseline: call the function ``jobs`` times in a plain loop, here."""
+    info = catalog.get(task)
+    kwargs = info.call_kwargs(params)
+    began = time.perf_counter()
+    for _ in range(jobs):
+        info.func(**kwargs)
+    return time.perf_counter() - began
+
+
+ProgressHook = Callable[[str, int, int], None]
+
+
+async def run_bench(
+    config: BenchConfig,
+    catalog: Catalog,
+    on_progress: ProgressHook | None = None,
+) -> BenchReport:
+    """Run every configuration ``repeat`` times; report medians."""
+    serial_s: float | None = None
+    serial_error: str | None = None
+    if config.serial:
+        try:
+            serial_s = measure_serial(catalog, config.task, config.params, config.jobs)
+        except Exception as exc:
+            serial_error = f"{type(exc).__name__}: {exc}"
+
+    summaries: dict[tuple[Mode, int], list[BatchSummary]] = {}
+    engine = Engine(
+        mode=config.modes[0],
+        workers=max(config.workers),
+        start_method=config.start_method,
+        catalog=catalog,
+        history=max(500, config.jobs * 2),
+    )
+    label = ""
+    ended = 0
+
+    def count(event: EngineEvent) -> None:
+        nonlocal ended
+        if isinstance(event, JobChanged) and event.state.terminal:
+            ended += 1
+            if on_progress is not None:
+                on_progress(label, ended, config.jobs)
+
+    engine.subscribe(count)
+    try:
+        for rep in range(config.repeat):
+            for mode in config.modes:
+                for workers in config.workers:
+                    engine.set_mode(mode)
+                    engine.set_workers(workers)
+                    await engine.warm_up()  # measure the steady state, not pool start-up
+                    label = f"{mode.value} x{workers}" + (
+                        f" (run {rep + 1}/{config.repeat})" if config.repeat > 1 else ""
+                    )
+                    ended = 0
+                    if on_progress is not None:
+                        on_progress(label, 0, config.jobs)
+                    batch = engine.submit_batch(config.task, config.jobs, config.params)
+                    summary = await engine.wait_batch(batch)
+                    summaries.setdefault((mode, workers), []).append(summary)
+    finally:
+        await engine.close()
+
+    runs = _summarize(config, summaries, serial_s)
+    config_json = {
+        "task": config.task,
+        "params": config.params,
+        "jobs": config.jobs,
+        "modes": [mode.value for mode in config.modes],
+        "workers": list(config.workers),
+        "repeat": config.repeat,
+    }
+    return BenchReport(
+        machine=machine_info(engine.start_method),
+        config=config_json,
+        serial_s=serial_s,
+        serial_error=serial_error,
+        runs=runs,
+    )
+
+
+def _summarize(
+    config: BenchConfig,
+    summaries: dict[tuple[Mode, int], list[BatchSummary]],
+    serial_s: float | None,
+) -> list[BenchRun]:
+    def median(values: Sequence[float]) -> float:
+        return float(statistics.median(values))
+
+    runs: list[BenchRun] = []
+    for mode in config.modes:
+        baseline = summaries.get((mode, 1))
+        base_makespan = median([s.makespan_s for s in baseline]) if baseline else None
+        for workers in config.workers:
+            found = summaries.get((mode, workers), [])
+            if not found:
+                continue
+            makespan = median([s.makespan_s for s in found])
+            speedup = base_makespan / makespan if base_makespan is not None else None
+            runs.append(
+                BenchRun(
+                    task=config.task,
+                    mode=mode.value,
+                    workers=workers,
+                    jobs=config.jobs,
+                    params=dict(config.params),
+                    makespan_s=makespan,
+                    speedup=speedup,
+                    efficiency=speedup / workers if speedup is not None else None,
+                    vs_serial=serial_s / makespan if serial_s is not None else None,
+                    parallelism=median([s.parallelism for s in found]),
+                    mean_wait_s=median([s.mean_wait_s for s in found]),
+                    mean_run_s=median([s.mean_run_s for s in found]),
+                    mean_overhead_s=median([s.mean_overhead_s for s in found]),
+                    sum_cpu_s=median([s.sum_cpu_s for s in found]),
+                    done=min(s.done for s in found),
+                    failed=max(s.failed for s in found),
+                    cancelled=max(s.cancelled for s in found),
+                    repeats=len(found),
+                    makespans_s=[s.makespan_s for s in found],
+                )
+            )
+    return runs
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 0.001:
+        return f"{value * 1e6:.0f} µs"
+    if value < 1:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def _ratio(value: float | None, suffix: str = "×") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}{suffix}" if value < 0.1 else f"{value:.2f}{suffix}"
+
+
+def render_table(report: BenchReport) -> Table:
+    config, machine = report.config, report.machine
+    params = ", ".join(f"{k}={v}" for k, v in config["params"].items())
+    title = f"{config['task']}({params}) × {config['jobs']} jobs"
+    caption = (
+        f"{machine['usable_cores']} usable cores · Python {machine['python']} · "
+        f"GIL {'on' if machine['gil_enabled'] else 'off'} · start method {machine['start_method']} · "
+        f"medians of {config['repeat']} run(s) · serial loop {_seconds(report.serial_s)}\n"
+        "speedup: vs the same mode on 1 worker · vs serial: vs a plain loop in one process · "
+        "parallelism: Σ job CPU time ÷ makespan (cores really used) · "
+        "wait: submitted → started · overhead: dispatch + result return per job"
+    )
+    table = Table(
+        title=title,
+        caption=caption,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption_justify="left",
+    )
+    for header, justify in (
+        ("mode", "left"),
+        ("workers", "right"),
+        ("makespan", "right"),
+        ("speedup\nvs 1 w", "right"),
+        ("effi-\nciency", "right"),
+        ("vs\nserial", "right"),
+        ("paral-\nlelism", "right"),
+        ("mean\nwait", "right"),
+        ("mean\noverhead", "right"),
+        ("failed", "right"),
+    ):
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for run in report.runs:
+        table.add_row(
+            run.mode,
+            str(run.workers),
+            _seconds(run.makespan_s),
+            _ratio(run.speedup),
+            "-" if run.efficiency is None else f"{run.efficiency:.0%}",
+            _ratio(run.vs_serial),
+            f"{run.parallelism:.2f}",
+            _seconds(run.mean_wait_s),
+            _seconds(run.mean_overhead_s),
+            str(run.failed + run.cancelled) if (run.failed or run.cancelled) else "",
+        )
+    return table
+
+
+def run_bench_cli(config: BenchConfig, catalog: Catalog, json_path: Path | None) -> int:
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=130)  # pipes and CI logs: no terminal width to fit
+    err = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    bars: dict[str, Any] = {}
+
+    def on_progress(label: str, done: int, total: int) -> None:
+        if label not in bars:
+            bars[label] = progress.add_task(label, total=total)
+        progress.update(bars[label], completed=done)
+
+    with progress:
+        if config.serial:
+            progress.console.print(f"[dim]serial baseline: {config.jobs} calls in a plain loop…[/]")
+        report = asyncio.run(run_bench(config, catalog, on_progress))
+    out.print(render_table(report))
+    if report.serial_error:
+        err.print(f"serial baseline skipped: {report.serial_error}", markup=False)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        err.print(f"wrote {json_path}", markup=False)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,273 @@
+"""Command line: ``coredash`` (the dashboard), ``coredash bench``, ``coredash tasks``.
+
+Every bad argument ends in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from coredash import __version__
+from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
+from coredash.engine.platform import START_METHODS
+
+USAGE_ERROR = 2
+MAX_JOBS = 100_000
+REFRESH_RANGE = (0.5, 30.0)
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message is one line for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    value = positive_int(text)
+    limit = max_workers_allowed()
+    if value > limit:
+        raise argparse.ArgumentTypeError(
+            f"{value} workers is too many for {usable_cpus()} usable cores (at most {limit})"
+        )
+    return value
+
+
+def job_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_JOBS:,} jobs per batch, got {value:,}")
+    return value
+
+
+def mode_name(text: str) -> Mode:
+    try:
+        return Mode.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def mode_list(text: str) -> tuple[Mode, ...]:
+    modes = tuple(mode_name(part) for part in text.split(",") if part.strip())
+    if not modes:
+        raise argparse.ArgumentTypeError("give at least one mode")
+    return tuple(dict.fromkeys(modes))
+
+
+def worker_list(text: str) -> tuple[int, ...]:
+    counts = tuple(worker_count(part.strip()) for part in text.split(",") if part.strip())
+    if not counts:
+        raise argparse.ArgumentTypeError("give at least one worker count")
+    # 1 worker is the baseline every speedup is measured against.
+    return tuple(sorted({1, *counts}))
+
+
+def refresh_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of refreshes per second, got {text!r}") from None
+    low, high = REFRESH_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"refresh rate must be between {low:g} and {high:g} Hz, got {value:g}"
+        )
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tasks",
+        metavar="PATH.py",
+        action="append",
+        default=[],
+        type=Path,
+        help="load more jobs from a Python file (repeatable); its public functions become tasks",
+    )
+    parser.add_argument(
+        "--start-method",
+        choices=START_METHODS,
+        default=None,
+        help="how worker processes start (default: forkserver on Linux, spawn elsewhere)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="coredash",
+        description="Watch Python's threads and processes use your cores, live. "
+        "Run without a command to open the dashboard.",
+        epilog="commands: 'coredash bench --help', 'coredash tasks'",
+    )
+    parser.add_argument("--version", action="version", version=f"coredash {__version__}")
+    parser.add_argument(
+        "--mode", type=mode_name, default=Mode.THREAD, help="thread, process or process-per-job"
+    )
+    parser.add_argument(
+        "--workers", type=worker_count, default=None, help="jobs run at once (default: usable cores)"
+    )
+    parser.add_argument(
+        "--task", default="count_primes", help="task the batch key runs (see 'coredash tasks')"
+    )
+    parser.add_argument("--size", type=positive_int, default=None, help="the task's size knob")
+    parser.add_argument("--jobs", type=job_count, default=None, help="jobs per batch (default: 4 per core)")
+    parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
+    _add_common(parser)
+    return parser
+
+
+def build_bench_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="coredash bench",
+        description="Run the same batch in each mode x worker count and print makespan, "
+        "speedup, efficiency and parallelism (medians over --repeat runs).",
+    )
+    parser.add_argument("--task", required=True, help="task to run (see 'coredash tasks')")
+    parser.add_argument("--size", type=positive_int, default=None, help="the task's size knob")
+    parser.add_argument("--jobs", type=job_count, default=None, help="jobs per batch (default: 4 per core)")
+    parser.add_argument(
+        "--modes",
+        type=mode_list,
+        default=(Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB),
+        help="comma-separated modes (default: thread,process,process-per-job)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=worker_list,
+        default=None,
+        help="comma-separated worker counts; 1 is always added (default: 1,<usable cores>)",
+    )
+    parser.add_argument("--repeat", type=positive_int, default=1, help="runs per configuration (medians)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
+    )
+    _add_common(parser)
+    return parser
+
+
+def build_tasks_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="coredash tasks", description="List the job catalogue.")
+    _add_common(parser)
+    return parser
+
+
+def load_catalog(paths: Sequence[Path]) -> Catalog:
+    catalog = Catalog.builtin()
+    for path in paths:
+        catalog.load_file(path)
+    return catalog
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    mode: Mode
+    workers: int | None
+    task: str
+    size: int | None
+    jobs: int
+    refresh: float
+    start_method: str | None
+    catalog: Catalog
+
+
+def default_jobs() -> int:
+    return 4 * usable_cpus()
+
+
+def run(argv: Sequence[str]) -> int:
+    try:
+        return _run(list(argv))
+    except UsageError as exc:
+        sys.stderr.write(f"coredash: error: {exc}\n")
+        return USAGE_ERROR
+    except CatalogError as exc:
+        sys.stderr.write(f"coredash: error: {exc}\n")
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("coredash: interrupted\n")
+        return 130
+
+
+def _run(argv: list[str]) -> int:
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    if command == "bench":
+        return _bench(build_bench_parser().parse_args(argv[1:]))
+    if command == "tasks":
+        return _tasks(build_tasks_parser().parse_args(argv[1:]))
+    if command is not None:
+        raise UsageError(f"unknown command {command!r}; commands are 'bench' and 'tasks'")
+    args = build_parser().parse_args(argv)
+    catalog = load_catalog(args.tasks)
+    info = catalog.get(args.task)
+    options = AppOptions(
+        mode=args.mode,
+        workers=args.workers,
+        task=info.name,
+        size=args.size,
+        jobs=args.jobs or default_jobs(),
+        refresh=args.refresh,
+        start_method=args.start_method,
+        catalog=catalog,
+    )
+    from coredash.app import run_app  # the UI is imported only when it is wanted
+
+    return run_app(options)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from coredash.bench import BenchConfig, run_bench_cli
+
+    catalog = load_catalog(args.tasks)
+    info = catalog.get(args.task)
+    config = BenchConfig(
+        task=info.name,
+        params=info.params_for(args.size),
+        jobs=args.jobs or default_jobs(),
+        modes=args.modes,
+        workers=args.workers or tuple(sorted({1, usable_cpus()})),
+        repeat=args.repeat,
+        serial=not args.no_serial,
+        start_method=args.start_method,
+    )
+    if args.json is not None and not args.json.parent.exists():
+        raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    return run_bench_cli(config, catalog, args.json)
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    catalog = load_catalog(args.tasks)
+    table = Table(title="coredash tasks", header_style="bold")
+    table.add_column("task")
+    table.add_column("kind")
+    table.add_column("size knob")
+    table.add_column("GIL")
+    table.add_column("what it does")
+    for info in catalog:
+        gil = {True: "released", False: "held", None: "?"}[info.releases_gil]
+        unit = f" {info.meta.size_unit}" if info.meta.size_unit else ""
+        table.add_row(
+            info.name, info.kind, f"{info.size_param}={info.default_size}{unit}", gil, info.description
+        )
+    Console().print(table)
+    return 0

@@ -1,0 +1,786 @@
+"""The scheduling engine: a visible queue in front of thread and process executors.
+
+The engine runs on the caller's asyncio loop (Textual's in the app,
+``asyncio.run`` in the CLI) and never blocks it. It keeps its own queue and
+hands at most ``workers`` jobs to the executors at a time, so what waits and what
+runs is known at every moment. Every job ends in exactly one of done, failed or
+cancelled, whatever happens to the executors underneath.
+
+Everything here runs on the loop thread; records are mutated only there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import BrokenExecutor
+from typing import Any, Self
+
+from coredash.engine.backends import (
+    Backend,
+    ProcessPerJobBackend,
+    ProcessPoolBackend,
+    ThreadBackend,
+    WorkerDied,
+    describe_exit,
+    prepare_multiprocessing,
+)
+from coredash.engine.catalog import Catalog, TaskInfo
+from coredash.engine.model import (
+    BatchFinished,
+    BatchRecord,
+    BatchSummary,
+    ConfigChanged,
+    EngineEvent,
+    EngineSnapshot,
+    JobChanged,
+    JobRecord,
+    JobState,
+    Mode,
+    PoolNotice,
+)
+from coredash.engine.platform import START_METHODS, default_start_method, usable_cpus
+from coredash.engine.worker import JobSpec, ReportReader, StartReport, WorkerResult
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[EngineEvent], None]
+
+# Process jobs that a broken pool took down beside the culprit are run again, but
+# not forever: a pool that keeps breaking (a worker that cannot even start, say)
+# must still end every job.
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def max_workers_allowed(cpus: int | None = None) -> int:
+    """More workers than this is a typo, not an experiment."""
+    return max(32, 16 * (cpus or usable_cpus()))
+
+
+class EngineError(Exception):
+    """A request the engine cannot take; the message is for the user."""
+
+
+def _params_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((key, repr(value)) for key, value in params.items()))
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        mode: Mode | str = Mode.THREAD,
+        workers: int | None = None,
+        start_method: str | None = None,
+        catalog: Catalog | None = None,
+        keep_results: bool = False,
+        history: int = 500,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        self.catalog = catalog if catalog is not None else Catalog.builtin()
+        self.usable_cpus = usable_cpus()
+        self._mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
+        self._workers = self._check_workers(workers if workers is not None else self.usable_cpus)
+        method = start_method or default_start_method()
+        if method not in START_METHODS or method not in multiprocessing.get_all_start_methods():
+            available = ", ".join(m for m in START_METHODS if m in multiprocessing.get_all_start_methods())
+            raise EngineError(f"unknown start method {method!r}; choose from {available}")
+        self.start_method = method
+        self._context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Workers then start with the catalogue already imported.
+            import tasks
+
+            self._context.set_forkserver_preload(["coredash.engine.worker", *tasks.MODULES])
+        # Before any UI replaces sys.stderr (see backends.stderr_with_fileno).
+        prepare_multiprocessing(self._context)
+        self._report_reader_conn, self._report_writer_conn = multiprocessing.Pipe(duplex=False)
+        self._reports = ReportReader(self._report_reader_conn)
+        self.keep_results = keep_results
+        self.history = history
+        self.max_attempts = max_attempts
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_job_id = 1
+        self._next_batch_id = 1
+        self._jobs: dict[int, JobRecord] = {}
+        self._queue: deque[JobRecord] = deque()
+        self._active: dict[int, JobRecord] = {}
+        self._recent: deque[JobRecord] = deque()
+        self._batches: dict[int, BatchRecord] = {}
+        self._batch_waiters: dict[int, asyncio.Future[BatchSummary]] = {}
+        self._batch_stats: dict[int, _BatchStats] = {}
+        self._backend: Backend | None = None
+        self._retiring: list[Backend] = []
+        self._job_backend: dict[int, Backend] = {}
+        self._cancel_events: dict[int, threading.Event] = {}
+        self._job_tasks: dict[int, asyncio.Task[None]] = {}
+        self._listeners: list[Listener] = []
+        self._event_queues: list[asyncio.Queue[EngineEvent | None]] = []
+        self._solo_runs: dict[tuple[str, tuple[tuple[str, str], ...]], deque[float]] = {}
+        self._ended_intervals: deque[tuple[float, float]] = deque(maxlen=64)
+        self._idle: asyncio.Event | None = None
+        self._closed = False
+
+    # --- configuration ---------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_workers(self, workers: int) -> int:
+        limit = max_workers_allowed(self.usable_cpus)
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= limit:
+            raise EngineError(f"workers must be a whole number from 1 to {limit}, not {workers!r}")
+        return workers
+
+    def set_mode(self, mode: Mode | str) -> None:
+        """Switch executors: queued jobs go to the new mode, running ones finish where they are."""
+        new = mode if isinstance(mode, Mode) else Mode.parse(mode)
+        if new is self._mode:
+            return
+        self._mode = new
+        self._retire_backend()
+        self._emit(ConfigChanged(self._mode, self._workers))
+        self._pump()
+
+    def set_workers(self, workers: int) -> None:
+        """Change how many jobs may run at once; running jobs are never interrupted."""
+        workers = self._check_workers(workers)
+        if workers == self._workers:
+            return
+        self._workers = workers
+        self._retire_backend()  # pools have a fixed size: build one of the new size
+        self._emit(ConfigChanged(self._mode, self._workers))
+        self._pump()
+
+    # --- observers ----------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` on the loop thread for every change; returns an unsubscribe."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        """Every event from now on, until the engine closes."""
+        queue: asyncio.Queue[EngineEvent | None] = asyncio.Queue()
+        if self._closed:
+            return
+        unsubscribe = self.subscribe(queue.put_nowait)
+        self._event_queues.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            unsubscribe()
+            with contextlib.suppress(ValueError):
+                self._event_queues.remove(queue)
+
+    def _emit(self, event: EngineEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken view must not break the engine
+                log.exception("engine listener failed")
+
+    def _changed(self, record: JobRecord) -> None:
+        record.version += 1
+        self._emit(JobChanged(record, record.state))
+
+    def snapshot(self, recent: int = 200, batches: int = 50) -> EngineSnapshot:
+        counts = {state: 0 for state in JobState}
+        for record in self._jobs.values():
+            counts[record.state] += 1
+        recent_jobs = tuple(self._recent)[-recent:] if recent else ()
+        batch_list = tuple(self._batches.values())[-batches:] if batches else ()
+        return EngineSnapshot(
+            mode=self._mode,
+            workers=self._workers,
+            usable_cpus=self.usable_cpus,
+            queued=tuple(self._queue),
+            active=tuple(self._active.values()),
+            recent=recent_jobs,
+            batches=batch_list,
+            counts=counts,
+            draining=len(self._retiring),
+        )
+
+    def job(self, job_id: int) -> JobRecord | None:
+        return self._jobs.get(job_id)
+
+    def batch(self, batch_id: int) -> BatchRecord | None:
+        return self._batches.get(batch_id)
+
+    # --- submitting -----------------------------------------------------------
+
+    def _ensure_started(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise EngineError("the engine is closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._reports.fd, self._read_reports)
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._loop
+
+    async def start(self) -> None:
+        """Bind to the running loop now (submitting does this too)."""
+        self._ensure_started()
+
+    async def warm_up(self) -> None:
+        """Build the current mode's executor and start all its workers."""
+        self._ensure_started()
+        await self._current_backend().warm_up()
+
+    def submit(self, task: str, params: dict[str, Any] | None = None) -> JobRecord:
+        """Queue one job. ``params`` are the function's keyword arguments."""
+        info = self.catalog.get(task)
+        params = dict(params) if params is not None else info.params_for()
+        info.check_params(params)
+        self._ensure_started()
+        record = self._new_job(info, params, batch_id=None)
+        self._pump()
+        return record
+
+    def submit_batch(self, task: str, count: int, params: dict[str, Any] | None = None) -> BatchRecord:
+        """Queue ``count`` identical jobs as one batch, measured as a whole."""
+        info = self.catalog.get(task)
+        if not isinstance(count, int) or count < 1:
+            raise EngineError(f"a batch needs at least one job, not {count!r}")
+        params = dict(params) if params is not None else info.params_for()
+        info.check_params(params)
+        self._ensure_started()
+        batch = BatchRecord(
+            id=self._next_batch_id,
+            task=info.name,
+            params=params,
+            count=count,
+            mode=self._mode,
+            workers=self._workers,
+            submitted=time.monotonic(),
+        )
+        self._next_batch_id += 1
+        self._batches[batch.id] = batch
+        self._batch_stats[batch.id] = _BatchStats()
+        for _ in range(count):
+            record = self._new_job(info, params, batch_id=batch.id)
+            record.submitted = batch.submitted
+            batch.job_ids.append(record.id)
+        self._trim_batches()
+        self._pump()
+        return batch
+
+    def _new_job(self, info: TaskInfo, params: dict[str, Any], batch_id: int | None) -> JobRecord:
+        record = JobRecord(
+            id=self._next_job_id,
+            task=info.name,
+            params=params,
+            batch_id=batch_id,
+            submitted=time.monotonic(),
+        )
+        self._next_job_id += 1
+        self._jobs[record.id] = record
+        self._queue.append(record)
+        if self._idle is not None:
+            self._idle.clear()
+        self._changed(record)
+        return record
+
+    async def wait_batch(self, batch: BatchRecord | int) -> BatchSummary:
+        batch_id = batch if isinstance(batch, int) else batch.id
+        record = self._batches.get(batch_id)
+        if record is None:
+            raise EngineError(f"no batch {batch_id}")
+        if record.summary is not None:
+            return record.summary
+        loop = self._ensure_started()
+        waiter = self._batch_waiters.get(batch_id)
+        if waiter is None:
+            waiter = self._batch_waiters[batch_id] = loop.create_future()
+        return await asyncio.shield(waiter)
+
+    async def wait_idle(self) -> None:
+        """Until nothing is queued or running."""
+        self._ensure_started()
+        assert self._idle is not None
+        await self._idle.wait()
+
+    # --- dispatching ------------------------------------------------------------
+
+    def _current_backend(self) -> Backend:
+        if self._backend is None:
+            size = self._workers
+            if self._mode is Mode.THREAD:
+                self._backend = ThreadBackend(size, self._thread_report)
+            elif self._mode is Mode.PROCESS:
+                self._backend = ProcessPoolBackend(size, self._context, self._report_writer_conn)
+            else:
+                self._backend = ProcessPerJobBackend(size, self._context, self._report_writer_conn)
+        return self._backend
+
+    def _retire_backend(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is None:
+            return
+        backend.retired = True
+        if backend.inflight:
+            self._retiring.append(backend)  # shut down once its jobs are back
+        else:
+            backend.shutdown()
+
+    def _free_slot(self) -> int:
+        used = {record.slot for record in self._active.values()}
+        return next(slot for slot in range(self._workers + len(used)) if slot not in used)
+
+    def _pump(self) -> None:
+        """Dispatch queued jobs while worker slots are free."""
+        if self._closed or self._loop is None:
+            return
+        while self._queue and len(self._active) < self._workers:
+            self._dispatch(self._queue.popleft())
+        if not self._queue and not self._active and self._idle is not None:
+            self._idle.set()
+
+    def _dispatch(self, record: JobRecord) -> None:
+        assert self._loop is not None
+        info = self.catalog.get(record.task)
+        try:
+            kwargs = info.call_kwargs(record.params)
+        except Exception as exc:
+            self._finish(record, JobState.FAILED, error=f"could not prepare arguments: {exc}")
+            return
+        backend = self._current_backend()
+        record.state = JobState.DISPATCHED
+        record.mode = backend.mode
+        record.slot = self._free_slot()
+        record.dispatched = time.monotonic()
+        record.attempts += 1
+        record.pid = record.thread_id = record.core = None
+        record.thread_name = None
+        record.started = None
+        cancel = None
+        if backend.mode is Mode.THREAD:
+            cancel = self._cancel_events[record.id] = threading.Event()
+            if record.cancel_requested:
+                cancel.set()
+        spec = JobSpec(record.id, record.attempts, info.ref, kwargs, backend.mode.value)
+        self._active[record.id] = record
+        self._job_backend[record.id] = backend
+        backend.inflight.add(record.id)
+        self._changed(record)
+        self._job_tasks[record.id] = self._loop.create_task(
+            self._run(record, backend, spec, cancel), name=f"coredash-job-{record.id}"
+        )
+
+    async def _run(
+        self, record: JobRecord, backend: Backend, spec: JobSpec, cancel: threading.Event | None
+    ) -> None:
+        outcome: tuple[JobState, WorkerResult | None, str | None, str | None] | None
+        try:
+            result = await backend.run(spec, cancel)
+        except BrokenExecutor as exc:
+            outcome = self._judge_break(record, backend, exc)
+        except WorkerDied as exc:
+            if record.cancel_requested:
+                outcome = (JobState.CANCELLED, None, f"cancelled: worker pid {exc.pid} was ended", None)
+            else:
+                outcome = (JobState.FAILED, None, f"worker died: {exc}", None)
+        except asyncio.CancelledError:
+            why = "still running when coredash closed"
+            if backend.mode is Mode.THREAD:
+                why += " (a thread cannot be stopped; it ignored the cancel flag)"
+            outcome = (JobState.CANCELLED, None, why, None)
+        except Exception as exc:  # e.g. arguments that cannot be pickled
+            outcome = (JobState.FAILED, None, f"{type(exc).__name__}: {exc}", None)
+        else:
+            outcome = self._judge_result(record, result)
+        finally:
+            self._active.pop(record.id, None)
+            self._job_backend.pop(record.id, None)
+            self._job_tasks.pop(record.id, None)
+            self._cancel_events.pop(record.id, None)
+            backend.inflight.discard(record.id)
+            if backend.retired and not backend.inflight and backend in self._retiring:
+                self._retiring.remove(backend)
+                backend.shutdown()
+        if outcome is None:  # re-queued after a pool broke beside it
+            self._pump()
+            return
+        state, result_or_none, error, trace = outcome
+        self._finish(record, state, result_or_none, error, trace)
+        self._pump()
+
+    def _judge_result(
+        self, record: JobRecord, result: WorkerResult
+    ) -> tuple[JobState, WorkerResult | None, str | None, str | None]:
+        if result.outcome == "done":
+            if record.cancel_requested:
+                result.value_repr = (result.value_repr or "") + "  (finished before the cancel took effect)"
+            return (JobState.DONE, result, None, None)
+        if result.outcome == "cancelled":
+            return (JobState.CANCELLED, result, result.error or "cancelled", None)
+        return (JobState.FAILED, result, result.error or "failed", result.traceback)
+
+    def _judge_break(
+        self, record: JobRecord, backend: Backend, exc: BaseException
+    ) -> tuple[JobState, WorkerResult | None, str | None, str | None] | None:
+        """A worker died and broke its pool: blame the job it ran, re-run the others."""
+        if not isinstance(backend, ProcessPoolBackend):
+            return (JobState.FAILED, None, f"executor broke: {exc}", None)
+        if backend.verdicts is None:
+            self._read_reports()  # start reports tell which job ran in which pid
+            backend.verdicts = self._verdicts_for_break(backend)
+            backend.broken = True
+            if backend is self._backend:
+                self._backend = None  # the next dispatch builds a fresh pool
+            culprits = [why for kind, why in backend.verdicts.values() if kind == "failed" and why]
+            what = culprits[0] if culprits else "a worker died"
+            rerun = sum(1 for kind, _ in backend.verdicts.values() if kind == "rerun")
+            self._emit(
+                PoolNotice(
+                    Mode.PROCESS,
+                    f"process pool broke ({what}); {rerun} job(s) beside it re-queued; pool rebuilt",
+                )
+            )
+        kind, why = backend.verdicts.get(record.id, ("rerun", None))
+        if kind == "cancelled":
+            return (JobState.CANCELLED, None, why, None)
+        if kind == "failed":
+            return (JobState.FAILED, None, why, None)
+        if record.attempts >= self.max_attempts:
+            return (
+                JobState.FAILED,
+                None,
+                f"the process pool broke {record.attempts} times while this job was in it",
+                None,
+            )
+        self._requeue(record)
+        return None
+
+    def _verdicts_for_break(self, backend: ProcessPoolBackend) -> dict[int, tuple[str, str | None]]:
+        verdicts: dict[int, tuple[str, str | None]] = {}
+        for job_id in backend.inflight:
+            record = self._jobs.get(job_id)
+            if record is None:
+                continue
+            pid = record.pid
+            if record.cancel_requested:
+                where = f"worker pid {pid} was ended" if pid else "it never started"
+                verdicts[job_id] = ("cancelled", f"cancelled while running: {where}")
+                continue
+            if pid is None or pid in backend.killed_pids:
+                verdicts[job_id] = ("rerun", None)
+                continue
+            code = backend.exitcode(pid)
+            # Survivors of a broken pool are ended by the pool itself with SIGTERM;
+            # a worker that died any other way is the one its job killed.
+            if code is not None and code != -signal.SIGTERM:
+                verdicts[job_id] = ("failed", f"worker pid {pid} {describe_exit(code)}")
+            else:
+                verdicts[job_id] = ("rerun", None)
+        return verdicts
+
+    def _requeue(self, record: JobRecord) -> None:
+        record.state = JobState.QUEUED
+        record.slot = None
+        record.dispatched = record.started = None
+        record.pid = record.thread_id = record.core = None
+        record.thread_name = None
+        self._queue.appendleft(record)  # it already waited its turn once
+        self._changed(record)
+
+    def _thread_report(self, report: StartReport) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            loop.call_soon_threadsafe(self._on_started, report)
+
+    def _read_reports(self) -> None:
+        for report in self._reports.read_available():
+            self._on_started(report)
+
+    def _on_started(self, report: StartReport) -> None:
+        job_id, attempt, pid, thread_id, thread_name, core, started = report
+        record = self._jobs.get(job_id)
+        if record is None or record.attempts != attempt or record.state is not JobState.DISPATCHED:
+            return  # a late report for a job that already ended or was re-queued
+        record.state = JobState.RUNNING
+        record.pid, record.thread_id, record.thread_name = pid, thread_id, thread_name
+        record.core, record.started = core, started
+        self._changed(record)
+        if record.cancel_requested and record.mode is Mode.PROCESS:
+            backend = self._job_backend.get(job_id)
+            if backend is not None:
+                backend.kill(job_id, pid)
+
+    def _finish(
+        self,
+        record: JobRecord,
+        state: JobState,
+        result: WorkerResult | None = None,
+        error: str | None = None,
+        trace: str | None = None,
+    ) -> None:
+        if record.state.terminal:  # exactly one terminal state, ever
+            log.error("job %s ended twice (%s, then %s)", record.id, record.state, state)
+            return
+        record.completed = time.monotonic()
+        if result is not None:
+            record.pid, record.thread_id, record.thread_name = (
+                result.pid,
+                result.thread_id,
+                result.thread_name,
+            )
+            record.core, record.end_core = result.core, result.end_core
+            record.started, record.finished = result.started, result.finished
+            record.cpu_s = result.cpu_s
+            record.result_repr = result.value_repr
+            if self.keep_results:
+                record.result = result.value
+        record.state = state
+        record.error = error
+        record.traceback = trace
+        record.slot = None
+        if record.started is not None and record.finished is not None:
+            record.solo = self._ran_alone(record)
+            self._ended_intervals.append((record.started, record.finished))
+            run = record.run_s
+            if state is JobState.DONE and record.solo and run is not None:
+                key = (record.task, _params_key(record.params))
+                self._solo_runs.setdefault(key, deque(maxlen=21)).append(run)
+        self._recent.append(record)
+        self._trim_history()
+        self._changed(record)
+        if record.batch_id is not None:
+            self._job_ended_in_batch(record)
+
+    def _ran_alone(self, record: JobRecord) -> bool:
+        """No other job overlapped this one: its run time is a serial baseline sample."""
+        start, end = record.started, record.finished
+        if start is None or end is None:
+            return False
+        for other in self._active.values():
+            if other is not record and (other.started is None or other.started < end):
+                return False
+        return not any(s < end and f > start for s, f in self._ended_intervals)
+
+    def serial_estimate(self, task: str, params: dict[str, Any], jobs: int) -> float | None:
+        """jobs x the median run time of this task measured while it ran alone."""
+        runs = self._solo_runs.get((task, _params_key(params)))
+        if not runs:
+            return None
+        return jobs * statistics.median(runs)
+
+    def _job_ended_in_batch(self, record: JobRecord) -> None:
+        assert record.batch_id is not None
+        batch = self._batches.get(record.batch_id)
+        stats = self._batch_stats.get(record.batch_id)
+        if batch is None or stats is None:
+            return
+        stats.add(record)
+        batch.ended += 1
+        batch.version += 1
+        if batch.ended < batch.count:
+            return
+        batch.completed = record.completed
+        batch.summary = stats.summarize(batch, self)
+        self._batch_stats.pop(batch.id, None)
+        waiter = self._batch_waiters.pop(batch.id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(batch.summary)
+        self._emit(BatchFinished(batch, batch.summary))
+
+    def _trim_history(self) -> None:
+        while len(self._recent) > self.history:
+            old = self._recent.popleft()
+            if old.state.terminal:
+                self._jobs.pop(old.id, None)
+
+    def _trim_batches(self, keep: int = 200) -> None:
+        while len(self._batches) > keep:
+            oldest = next(iter(self._batches.values()))
+            if not oldest.finished:
+                break
+            del self._batches[oldest.id]
+
+    # --- cancelling ---------------------------------------------------------------
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel one job: at once if queued; running ones are stopped as their mode allows."""
+        record = self._jobs.get(job_id)
+        if record is None or record.state.terminal:
+            return False
+        if record.state is JobState.QUEUED:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(record)
+            self._finish(record, JobState.CANCELLED, error="cancelled while queued")
+            self._pump()
+            return True
+        if record.cancel_requested:
+            return True
+        record.cancel_requested = True
+        self._changed(record)
+        backend = self._job_backend.get(job_id)
+        if record.mode is Mode.THREAD:
+            event = self._cancel_events.get(job_id)
+            if event is not None:
+                event.set()  # the job stops at its next checkpoint()
+        elif backend is not None and (record.pid is not None or record.mode is Mode.PROCESS_PER_JOB):
+            backend.kill(job_id, record.pid)
+        # A process-pool job not yet started is killed when its start report arrives.
+        return True
+
+    def cancel_queued(self) -> int:
+        queued = list(self._queue)
+        self._queue.clear()
+        for record in queued:
+            self._finish(record, JobState.CANCELLED, error="cancelled while queued")
+        self._pump()
+        return len(queued)
+
+    def kill_running(self) -> int:
+        """Stop every dispatched or running job (threads: cooperatively)."""
+        return sum(self.cancel(job_id) for job_id in list(self._active))
+
+    def cancel_batch(self, batch_id: int) -> int:
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            return 0
+        return sum(self.cancel(job_id) for job_id in batch.job_ids)
+
+    # --- shutting down ----------------------------------------------------------
+
+    async def close(self, grace: float = 1.5) -> None:
+        """Cancel what is queued, end process workers, and return promptly."""
+        if self._closed:
+            return
+        self.cancel_queued()
+        self._closed = True
+        for record in list(self._active.values()):
+            record.cancel_requested = True
+        for event in self._cancel_events.values():
+            event.set()
+        backends = [*self._retiring, *([self._backend] if self._backend else [])]
+        for backend in backends:
+            backend.close()
+        pending = list(self._job_tasks.values())
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=grace)
+            for job_task in still_running:
+                job_task.cancel()  # thread jobs that ignore the flag: stop waiting for them
+            if still_running:
+                await asyncio.wait(still_running, timeout=0.5)
+        for record in list(self._jobs.values()):  # belt and braces: nothing left open
+            if not record.state.terminal:
+                self._finish(record, JobState.CANCELLED, error="coredash closed")
+        self._backend = None
+        self._retiring.clear()
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._reports.fd)
+        self._reports.close()
+        self._report_writer_conn.close()
+        if self._idle is not None:
+            self._idle.set()
+        for waiter in self._batch_waiters.values():
+            if not waiter.done():
+                waiter.cancel()
+        for queue in self._event_queues:
+            queue.put_nowait(None)  # ends every events() iterator
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def live_worker_pids(self) -> list[int]:
+        """Worker processes coredash started that may still be alive (for views and tests)."""
+        pids: list[int] = []
+        for backend in [*self._retiring, *([self._backend] if self._backend else [])]:
+            if isinstance(backend, ProcessPoolBackend):
+                pids.extend(backend.worker_pids())
+        pids.extend(r.pid for r in self._active.values() if r.pid is not None and r.mode is not Mode.THREAD)
+        return sorted(set(pids))
+
+
+class _BatchStats:
+    """Running totals for a batch, so summaries survive the job-history cap."""
+
+    def __init__(self) -> None:
+        self.states: dict[JobState, int] = {JobState.DONE: 0, JobState.FAILED: 0, JobState.CANCELLED: 0}
+        self.modes: set[Mode] = set()
+        self.sum_run = self.sum_cpu = self.sum_wait = self.sum_overhead = 0.0
+        self.timed = 0
+        self.last_completed = 0.0
+
+    def add(self, record: JobRecord) -> None:
+        self.states[record.state] += 1
+        if record.mode is not None:
+            self.modes.add(record.mode)
+        self.last_completed = max(self.last_completed, record.completed or 0.0)
+        run, wait, overhead = record.run_s, record.wait_s, record.overhead_s
+        if run is not None and wait is not None and overhead is not None:
+            self.timed += 1
+            self.sum_run += run
+            self.sum_cpu += record.cpu_s or 0.0
+            self.sum_wait += wait
+            self.sum_overhead += overhead
+
+    def summarize(self, batch: BatchRecord, engine: Engine) -> BatchSummary:
+        makespan = max(1e-9, self.last_completed - batch.submitted)
+        done = self.states[JobState.DONE]
+        mode = (
+            next(iter(self.modes)).value
+            if len(self.modes) == 1
+            else ("mixed" if self.modes else batch.mode.value)
+        )
+        serial = (
+            engine.serial_estimate(batch.task, batch.params, batch.count) if done == batch.count else None
+        )
+        speedup = serial / makespan if serial is not None else None
+        timed = max(1, self.timed)
+        return BatchSummary(
+            batch_id=batch.id,
+            task=batch.task,
+            params=dict(batch.params),
+            mode=mode,
+            workers=batch.workers,
+            jobs=batch.count,
+            done=done,
+            failed=self.states[JobState.FAILED],
+            cancelled=self.states[JobState.CANCELLED],
+            makespan_s=makespan,
+            sum_run_s=self.sum_run,
+            sum_cpu_s=self.sum_cpu,
+            parallelism=self.sum_cpu / makespan,
+            mean_wait_s=self.sum_wait / timed,
+            mean_run_s=self.sum_run / timed,
+            mean_overhead_s=self.sum_overhead / timed,
+            serial_s=serial,
+            speedup=speedup,
+            efficiency=speedup / batch.workers if speedup is not None else None,
+        )

@@ -1,0 +1,258 @@
+"""The engine's records: executor modes, job and batch records, events, snapshots.
+
+All timestamps are ``time.monotonic()`` seconds. That clock is system-wide on
+every platform CPython supports, so "started" and "finished", taken inside a
+worker process, line up with "submitted" and "completed", taken on the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Mode(StrEnum):
+    """Where a job runs."""
+
+    THREAD = "thread"
+    """A dedicated ThreadPoolExecutor inside the coredash process (shares its GIL)."""
+    PROCESS = "process"
+    """A ProcessPoolExecutor: long-lived worker processes, one interpreter each."""
+    PROCESS_PER_JOB = "process-per-job"
+    """A fresh multiprocessing.Process for every job: pays process start-up each time."""
+
+    @property
+    def label(self) -> str:
+        return _MODE_LABELS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Mode:
+        key = text.strip().lower().replace("_", "-")
+        mode = _MODE_ALIASES.get(key)
+        if mode is None:
+            names = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown mode {text!r}; choose from {names}")
+        return mode
+
+
+_MODE_LABELS = {
+    Mode.THREAD: "threads",
+    Mode.PROCESS: "process pool",
+    Mode.PROCESS_PER_JOB: "process per job",
+}
+_MODE_ALIASES = {
+    "thread": Mode.THREAD,
+    "threads": Mode.THREAD,
+    "process": Mode.PROCESS,
+    "processes": Mode.PROCESS,
+    "pool": Mode.PROCESS,
+    "process-per-job": Mode.PROCESS_PER_JOB,
+    "per-job": Mode.PROCESS_PER_JOB,
+    "spawn-per-job": Mode.PROCESS_PER_JOB,
+}
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    """Waiting in coredash's own queue for a free worker slot."""
+    DISPATCHED = "dispatched"
+    """Handed to an executor; no worker has reported starting it yet."""
+    RUNNING = "running"
+    """A worker reported that it started the job (pid, thread, core known)."""
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+ACTIVE_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING})
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """One job, owned and mutated by the engine on the loop thread only.
+
+    Readers must treat it as read-only. ``version`` grows on every change so a
+    view can redraw just the rows that changed.
+    """
+
+    id: int
+    task: str
+    params: dict[str, Any]
+    batch_id: int | None
+    state: JobState = JobState.QUEUED
+    mode: Mode | None = None  # the mode it was dispatched in
+    attempts: int = 0  # dispatches; > 1 when re-run after a pool broke beside it
+    slot: int | None = None  # worker slot 0..workers-1 while active
+    # Timeline (monotonic seconds). started/finished come from inside the worker.
+    submitted: float = 0.0
+    dispatched: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    completed: float | None = None
+    # Where it ran.
+    pid: int | None = None
+    thread_id: int | None = None  # native thread id (matches /proc/<pid>/task/<tid>)
+    thread_name: str | None = None
+    core: int | None = None  # CPU core when the job started
+    end_core: int | None = None  # CPU core when it finished (jobs migrate)
+    cpu_s: float | None = None  # thread CPU (thread mode) or process CPU (process modes)
+    solo: bool | None = None  # ran with no other job overlapping: a serial baseline sample
+    # Outcome.
+    result_repr: str | None = None
+    result: Any = None  # kept only when the engine was built with keep_results=True
+    error: str | None = None  # one line: the reason shown for failed/cancelled jobs
+    traceback: str | None = None
+    cancel_requested: bool = False
+    version: int = 0
+
+    @property
+    def wait_s(self) -> float | None:
+        """Submitted until the function started: queueing plus dispatch."""
+        return None if self.started is None else max(0.0, self.started - self.submitted)
+
+    @property
+    def queue_s(self) -> float | None:
+        """Time in coredash's queue, waiting for a free worker slot."""
+        return None if self.dispatched is None else max(0.0, self.dispatched - self.submitted)
+
+    @property
+    def start_overhead_s(self) -> float | None:
+        """Dispatched until started: pickling, IPC, process start-up."""
+        if self.dispatched is None or self.started is None:
+            return None
+        return max(0.0, self.started - self.dispatched)
+
+    @property
+    def run_s(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return max(0.0, self.finished - self.started)
+
+    @property
+    def return_overhead_s(self) -> float | None:
+        """Finished in the worker until the loop saw the result: pickling, IPC, loop lag."""
+        if self.finished is None or self.completed is None:
+            return None
+        return max(0.0, self.completed - self.finished)
+
+    @property
+    def overhead_s(self) -> float | None:
+        start, back = self.start_overhead_s, self.return_overhead_s
+        if start is None or back is None:
+            return None
+        return start + back
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """CPU time / run time: ~1 when the job had a core to itself, less when it waited (GIL)."""
+        run = self.run_s
+        if self.cpu_s is None or not run:
+            return None
+        return self.cpu_s / run
+
+    @property
+    def where(self) -> str:
+        if self.pid is None:
+            return "-"
+        if self.mode is Mode.THREAD:
+            return f"{self.thread_name or 'thread'} ({self.thread_id})"
+        return f"pid {self.pid}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    """Aggregates for a batch once every job in it has ended."""
+
+    batch_id: int
+    task: str
+    params: dict[str, Any]
+    mode: str  # a Mode value, or "mixed" if a mode switch split the batch
+    workers: int
+    jobs: int
+    done: int
+    failed: int
+    cancelled: int
+    makespan_s: float  # submitted until the last job completed
+    sum_run_s: float
+    sum_cpu_s: float
+    parallelism: float  # sum_cpu_s / makespan_s: cores kept busy on average
+    mean_wait_s: float
+    mean_run_s: float
+    mean_overhead_s: float
+    serial_s: float | None  # jobs x median solo run time of this task, when measured
+    speedup: float | None  # serial_s / makespan_s
+    efficiency: float | None  # speedup / workers
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.jobs
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    id: int
+    task: str
+    params: dict[str, Any]
+    count: int
+    mode: Mode  # mode when submitted
+    workers: int  # worker count when submitted
+    submitted: float
+    job_ids: list[int] = field(default_factory=list)
+    ended: int = 0  # jobs in a terminal state
+    completed: float | None = None  # when the last job ended
+    summary: BatchSummary | None = None
+    version: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+
+@dataclass(frozen=True, slots=True)
+class JobChanged:
+    job: JobRecord
+    state: JobState  # the state this event reports (the record may have moved on)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinished:
+    batch: BatchRecord
+    summary: BatchSummary
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    mode: Mode
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolNotice:
+    """Something happened to an executor that a user should see (a worker died...)."""
+
+    mode: Mode
+    message: str
+
+
+EngineEvent = JobChanged | BatchFinished | ConfigChanged | PoolNotice
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """A cheap view of the engine for a periodic redraw. Records are shared, not copied."""
+
+    mode: Mode
+    workers: int
+    usable_cpus: int
+    queued: tuple[JobRecord, ...]
+    active: tuple[JobRecord, ...]  # dispatched or running, oldest first
+    recent: tuple[JobRecord, ...]  # ended jobs, newest last (capped)
+    batches: tuple[BatchRecord, ...]  # newest last (capped)
+    counts: dict[JobState, int]
+    draining: int  # retired executors still finishing jobs after a mode/worker change

@@ -1,0 +1,261 @@
+"""Code that runs inside workers: the job wrapper and the process entry points.
+
+The wrapper is the only source of truth for when a job really ran: it stamps
+start and finish inside the worker, measures the job's CPU time, samples the
+core, and reports "started" the moment it begins (a future's ``running()`` is
+not the truth for a process pool: jobs sitting in the pool's call queue already
+count as running).
+
+Start reports travel over a pipe shared by all worker processes. Each report is
+one ``os.write`` of far less than PIPE_BUF bytes, which POSIX makes atomic, so
+writers need no lock: a worker killed mid-job can never leave the pipe locked or
+half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import reprlib
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from coredash import taskapi
+from coredash.engine.catalog import TaskRef, resolve
+from coredash.engine.platform import current_core
+
+THREAD_MODE = "thread"
+
+# (job_id, attempt, pid, thread_id, thread_name, core, started)
+StartReport = tuple[int, int, int, int, str, int | None, float]
+Reporter = Callable[[StartReport], None]
+
+_FRAME_HEADER = struct.Struct("<I")
+MAX_REPORT_BYTES = 2048  # well under PIPE_BUF (4096 on Linux, 512 minimum by POSIX)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a worker needs to run one job (picklable)."""
+
+    job_id: int
+    attempt: int
+    ref: TaskRef
+    kwargs: dict[str, Any]
+    mode: str
+
+
+@dataclass(slots=True)
+class WorkerResult:
+    """What the wrapper measured, and how the job ended."""
+
+    job_id: int
+    attempt: int
+    pid: int
+    thread_id: int
+    thread_name: str
+    core: int | None
+    end_core: int | None
+    started: float
+    finished: float
+    cpu_s: float
+    outcome: str  # "done" | "failed" | "cancelled"
+    value: Any = None
+    value_repr: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+
+
+def describe_value(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview) and len(value) > 48:
+        return f"<{type(value).__name__}, {len(value):,} bytes>"
+    return _repr.repr(value)
+
+
+def one_line_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def run_job(spec: JobSpec, report: Reporter, cancel: threading.Event | None = None) -> WorkerResult:
+    """Run one job in this worker and measure it. Never raises for job errors."""
+    thread_worker = spec.mode == THREAD_MODE
+    cpu_clock = time.thread_time if thread_worker else time.process_time
+    pid, tid, name = os.getpid(), threading.get_native_id(), threading.current_thread().name
+
+    def ended(outcome: str, started: float, cpu0: float, core: int | None, **rest: Any) -> WorkerResult:
+        finished = time.monotonic()
+        return WorkerResult(
+            job_id=spec.job_id,
+            attempt=spec.attempt,
+            pid=pid,
+            thread_id=tid,
+            thread_name=name,
+            core=core,
+            end_core=current_core(),
+            started=started,
+            finished=finished,
+            cpu_s=max(0.0, cpu_clock() - cpu0),
+            outcome=outcome,
+            **rest,
+        )
+
+    core = current_core()
+    cpu0 = cpu_clock()
+    started = time.monotonic()
+    try:
+        func = resolve(spec.ref)
+    except BaseException as exc:
+        return ended(
+            "failed",
+            started,
+            cpu0,
+            core,
+            error=f"could not load {spec.ref.module}.{spec.ref.function}: {one_line_error(exc)}",
+            traceback=traceback.format_exc(),
+        )
+    if cancel is not None and cancel.is_set():
+        return ended("cancelled", started, cpu0, core, error="cancelled before it started")
+
+    taskapi._enter_job(cancel, thread_worker)
+    core = current_core()
+    cpu0 = cpu_clock()
+    started = time.monotonic()
+    # A lost start report only delays what the UI shows; the result carries it too.
+    with contextlib.suppress(Exception):
+        report((spec.job_id, spec.attempt, pid, tid, name, core, started))
+    try:
+        value = func(**spec.kwargs)
+    except taskapi.JobCancelled as exc:
+        return ended("cancelled", started, cpu0, core, error=str(exc))
+    except BaseException as exc:  # SystemExit from a job is a failure too
+        return ended(
+            "failed", started, cpu0, core, error=one_line_error(exc), traceback=traceback.format_exc()
+        )
+    finally:
+        taskapi._leave_job()
+    return ended("done", started, cpu0, core, value=value, value_repr=describe_value(value))
+
+
+# --- process workers -------------------------------------------------------
+
+_report_conn: Connection | None = None
+
+
+def _pipe_report(report: StartReport) -> None:
+    if _report_conn is None:
+        return
+    payload = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(payload) > MAX_REPORT_BYTES:
+        return  # would not be atomic; the result still carries the same facts
+    os.write(_report_conn.fileno(), _FRAME_HEADER.pack(len(payload)) + payload)
+
+
+def init_process_worker(report_conn: Connection, quiet: bool = True) -> None:
+    """Initializer for every worker process (pool workers and per-job processes)."""
+    global _report_conn
+    _report_conn = report_conn
+    # Ctrl+C belongs to the coredash process, which shuts workers down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if quiet:
+        # A job that prints must not scribble over the terminal the UI draws on.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(devnull, fd)
+        os.close(devnull)
+
+
+def run_pool_job(spec: JobSpec) -> WorkerResult:
+    """ProcessPoolExecutor entry point."""
+    return run_job(spec, _pipe_report)
+
+
+def run_child_job(spec: JobSpec, report_conn: Connection, result_conn: Connection) -> None:
+    """multiprocessing.Process target for the process-per-job mode.
+
+    The result goes back as one pickle over ``result_conn``; the parent reads it
+    without blocking and treats end-of-file as "the child is done writing".
+    """
+    init_process_worker(report_conn)
+    result = run_job(spec, _pipe_report)
+    try:
+        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        result.value = None
+        result.outcome = "failed"
+        result.error = f"the result could not be pickled: {one_line_error(exc)}"
+        result.traceback = traceback.format_exc()
+        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(data)
+    fd = result_conn.fileno()
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    result_conn.close()
+
+
+def warm_up(seconds: float) -> int:
+    """A no-op job used to make a pool start all of its workers."""
+    time.sleep(seconds)
+    return os.getpid()
+
+
+class ReportReader:
+    """Parent side of the start-report pipe: framed pickles read without blocking."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._fd = conn.fileno()
+        os.set_blocking(self._fd, False)
+        self._buffer = bytearray()
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def read_available(self) -> list[StartReport]:
+        while True:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                break
+            if not chunk:
+                break
+            self._buffer += chunk
+        reports: list[StartReport] = []
+        header = _FRAME_HEADER.size
+        while len(self._buffer) >= header:
+            (size,) = _FRAME_HEADER.unpack_from(self._buffer)
+            if len(self._buffer) < header + size:
+                break
+            payload = bytes(self._buffer[header : header + size])
+            del self._buffer[: header + size]
+            try:
+                reports.append(pickle.loads(payload))
+            except Exception:
+                continue  # a garbled report is dropped; the result carries the same facts
+        return reports
+
+    def close(self) -> None:
+        self._conn.close()

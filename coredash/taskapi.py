@@ -1,0 +1,113 @@
+"""What a job function may use: the ``@task`` decorator and cooperative cancellation.
+
+Job functions stay plain top-level functions (picklable by reference, callable
+without coredash); ``@task`` only attaches metadata. This module imports nothing
+heavy because every worker process imports it.
+
+Threads cannot be killed, so a job running on a thread worker stops early only if
+it calls :func:`checkpoint` now and then; the engine sets the flag it checks.
+Process workers are stopped by ending the process, so there ``checkpoint()``
+costs one attribute lookup and never raises.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ATTRIBUTE = "__coredash_task__"
+
+# Kinds group the catalogue in listings and pickers.
+KINDS = ("cpu", "gil-free", "io", "tiny", "payload", "error", "crash", "other")
+
+
+class JobCancelled(Exception):
+    """Raised by :func:`checkpoint` inside a job whose cancellation was requested."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMeta:
+    """Metadata ``@task`` attaches to a job function."""
+
+    description: str
+    size_param: str
+    default_size: int
+    size_unit: str = ""
+    releases_gil: bool | None = None
+    kind: str = "other"
+    # Name of a function in the same module that turns the user-facing parameters
+    # into the call's keyword arguments, run in the coredash process at dispatch
+    # (the payload job uses it to build megabytes that must cross to the worker).
+    prepare: str | None = None
+
+
+def task(
+    *,
+    description: str,
+    size: str,
+    default: int,
+    unit: str = "",
+    releases_gil: bool | None = None,
+    kind: str = "other",
+    prepare: str | None = None,
+) -> Callable[[F], F]:
+    """Mark a function as a coredash job; returns the function unchanged."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+    def mark(func: F) -> F:
+        setattr(
+            func,
+            ATTRIBUTE,
+            TaskMeta(
+                description=description,
+                size_param=size,
+                default_size=default,
+                size_unit=unit,
+                releases_gil=releases_gil,
+                kind=kind,
+                prepare=prepare,
+            ),
+        )
+        return func
+
+    return mark
+
+
+def task_meta(func: Callable[..., Any]) -> TaskMeta | None:
+    meta = getattr(func, ATTRIBUTE, None)
+    return meta if isinstance(meta, TaskMeta) else None
+
+
+class _JobContext(threading.local):
+    cancel: threading.Event | None = None
+    in_thread_worker: bool = False
+
+
+_context = _JobContext()
+
+
+def checkpoint() -> None:
+    """Raise :class:`JobCancelled` if this job was asked to stop (thread workers)."""
+    cancel = _context.cancel
+    if cancel is not None and cancel.is_set():
+        raise JobCancelled("cancelled while running (stopped at a checkpoint)")
+
+
+def in_thread_worker() -> bool:
+    """True inside a job that runs on a thread of the coredash process itself."""
+    return _context.in_thread_worker
+
+
+def _enter_job(cancel: threading.Event | None, thread_worker: bool) -> None:
+    _context.cancel = cancel
+    _context.in_thread_worker = thread_worker
+
+
+def _leave_job() -> None:
+    _context.cancel = None
+    _context.in_thread_worker = False

@@ -1,0 +1,103 @@
+"""Shared helpers: real engines, real executors, and checks of the engine's promises."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
+
+import psutil
+import pytest
+
+from coredash.engine import Engine, EngineEvent, JobChanged, JobRecord, JobState, Mode
+
+ALL_MODES = [Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB]
+PROCESS_MODES = [Mode.PROCESS, Mode.PROCESS_PER_JOB]
+
+# multiprocessing's own helpers live until the interpreter exits; they are not
+# workers, and they end when their parent does (checked in test_cli's quit test).
+HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll a condition on the loop without blocking it."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class EventLog:
+    """Records every JobChanged event so tests can check the terminal-state promise."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.events: list[EngineEvent] = []
+        self.states: dict[int, list[JobState]] = defaultdict(list)
+        self.max_running = 0
+        self._running: set[int] = set()
+        engine.subscribe(self._on_event)
+
+    def _on_event(self, event: EngineEvent) -> None:
+        self.events.append(event)
+        if isinstance(event, JobChanged):
+            self.states[event.job.id].append(event.state)
+            if event.state is JobState.RUNNING:
+                self._running.add(event.job.id)
+            else:
+                self._running.discard(event.job.id)
+            self.max_running = max(self.max_running, len(self._running))
+
+    def terminal_states(self, job_id: int) -> list[JobState]:
+        return [state for state in self.states[job_id] if state.terminal]
+
+
+def check_job_invariants(log: EventLog, jobs: Iterable[JobRecord]) -> None:
+    """Every job ended exactly once; its timeline is ordered."""
+    for job in jobs:
+        ended = log.terminal_states(job.id)
+        assert len(ended) == 1, f"job {job.id} ended {len(ended)} times: {log.states[job.id]}"
+        assert job.state is ended[0]
+        assert job.completed is not None
+        if job.state is JobState.DONE:
+            assert job.dispatched is not None
+            assert job.started is not None
+            assert job.finished is not None
+            assert job.submitted <= job.dispatched <= job.started <= job.finished <= job.completed, job
+            assert job.pid is not None
+            assert job.cpu_s is not None
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
+            assert job.error, f"job {job.id} {job.state} without a reason"
+
+
+def worker_children() -> list[psutil.Process]:
+    """Child processes of this test process other than multiprocessing's helpers."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(child.cmdline())
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        if not any(marker in cmdline for marker in HELPER_MARKERS):
+            found.append(child)
+    return found
+
+
+@pytest.fixture
+async def make_engine() -> AsyncIterator[Callable[..., Engine]]:
+    """Build engines that are always closed, even when a test fails."""
+    engines: list[Engine] = []
+
+    def make(**kwargs: object) -> Engine:
+        kwargs.setdefault("workers", 2)
+        kwargs.setdefault("keep_results", True)
+        engine = Engine(**kwargs)  # type: ignore[arg-type]
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.close()

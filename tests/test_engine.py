@@ -1,0 +1,379 @@
+"""The engine end to end: real thread pools, real process pools, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from coredash.engine import (
+    BatchFinished,
+    Catalog,
+    ConfigChanged,
+    Engine,
+    EngineError,
+    JobChanged,
+    JobState,
+    Mode,
+    PoolNotice,
+)
+from tests.conftest import ALL_MODES, PROCESS_MODES, EventLog, check_job_invariants, until, worker_children
+
+SMALL_PRIMES = {"n": 3000}  # a few ms of pure-Python work; 430 primes below 3000
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_batch_runs_and_is_measured_in_each_mode(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    log = EventLog(engine)
+    batch = engine.submit_batch("count_primes", 6, SMALL_PRIMES)
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+
+    jobs = [engine.job(job_id) for job_id in batch.job_ids]
+    assert all(job is not None for job in jobs)
+    check_job_invariants(log, jobs)  # type: ignore[arg-type]
+    for job in jobs:
+        assert job is not None
+        assert job.state is JobState.DONE
+        assert job.result == 430
+        assert job.mode is mode
+        assert job.cpu_s is not None and job.cpu_s > 0
+        assert job.core is not None and 0 <= job.core < (os.cpu_count() or 1)
+        if mode is Mode.THREAD:
+            assert job.pid == os.getpid()
+            assert job.thread_name is not None and job.thread_name.startswith("coredash-worker")
+            assert job.thread_id != threading.get_native_id()
+        else:
+            assert job.pid != os.getpid()
+    assert summary.mode == mode.value
+    assert summary.jobs == summary.done == 6
+    assert summary.makespan_s > 0
+    assert summary.parallelism == pytest.approx(summary.sum_cpu_s / summary.makespan_s)
+    assert log.max_running <= 2  # the visible queue never lets more than `workers` run
+    if mode is Mode.PROCESS_PER_JOB:
+        assert len({job.pid for job in jobs if job}) == 6  # a fresh process each time
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_a_raising_job_fails_with_its_traceback(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    log = EventLog(engine)
+    bad = engine.submit("fail", {"ms": 1})
+    good = engine.submit("tiny", {"n": 41})
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    check_job_invariants(log, [bad, good])
+    assert bad.state is JobState.FAILED
+    assert bad.error == "ValueError: deliberate failure after 1 ms of work"
+    assert bad.traceback is not None and "raise ValueError" in bad.traceback
+    assert good.state is JobState.DONE and good.result == 42
+
+
+@pytest.mark.parametrize("mode", PROCESS_MODES)
+async def test_a_dying_worker_fails_only_its_own_job(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    log = EventLog(engine)
+    sleepers = [engine.submit("sleep", {"ms": 400}) for _ in range(2)]
+    await until(lambda: any(job.state is JobState.RUNNING for job in sleepers), what="a sleeper to run")
+    crash = engine.submit("crash", {"ms": 1})
+    more = [engine.submit("sleep", {"ms": 50}) for _ in range(3)]
+    await asyncio.wait_for(engine.wait_idle(), 60)
+
+    check_job_invariants(log, [*sleepers, crash, *more])
+    assert crash.state is JobState.FAILED
+    assert crash.error is not None and "SIGKILL" in crash.error
+    for job in [*sleepers, *more]:
+        assert job.state is JobState.DONE, job
+    # The pool carries on after being rebuilt.
+    after = engine.submit("tiny")
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert after.state is JobState.DONE
+    if mode is Mode.PROCESS:
+        notices = [event for event in log.events if isinstance(event, PoolNotice)]
+        assert notices and "SIGKILL" in notices[0].message
+
+
+async def test_innocent_jobs_in_a_broken_pool_are_run_again(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS, workers=2)
+    log = EventLog(engine)
+    sleeper = engine.submit("sleep", {"ms": 600})
+    await until(lambda: sleeper.state is JobState.RUNNING, what="the sleeper to run")
+    crash = engine.submit("crash", {"ms": 1})
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    check_job_invariants(log, [sleeper, crash])
+    assert crash.state is JobState.FAILED
+    assert sleeper.state is JobState.DONE
+    assert sleeper.attempts == 2  # taken down beside the crash, then run again
+    assert JobState.QUEUED in log.states[sleeper.id][1:]  # it was visibly re-queued
+
+
+async def test_a_worker_exit_code_is_reported(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS_PER_JOB)
+    job = engine.submit("crash", {"ms": 1, "how": "exit"})
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert job.state is JobState.FAILED
+    assert job.error is not None and "exited with code 3" in job.error
+
+
+async def test_a_pool_that_keeps_breaking_still_ends_every_job(make_engine) -> None:
+    # SIGTERM is what a broken pool sends its survivors, so this crash cannot be
+    # pinned on its job: it is re-run until the attempt limit fails it.
+    engine = make_engine(mode=Mode.PROCESS, workers=1, max_attempts=2)
+    log = EventLog(engine)
+    job = engine.submit("crash", {"ms": 1, "how": "term"})
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    check_job_invariants(log, [job])
+    assert job.state is JobState.FAILED
+    assert job.attempts == 2
+
+
+async def test_crash_in_thread_mode_is_refused_not_fatal(make_engine) -> None:
+    engine = make_engine(mode=Mode.THREAD)
+    job = engine.submit("crash", {"ms": 1})
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert job.state is JobState.FAILED
+    assert job.error is not None and "crash refused" in job.error
+    assert psutil.pid_exists(os.getpid())
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_cancel_queued_and_kill_running(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    log = EventLog(engine)
+    batch = engine.submit_batch("sleep", 6, {"ms": 5000})
+    jobs = [engine.job(job_id) for job_id in batch.job_ids]
+    await until(
+        lambda: sum(job.state is JobState.RUNNING for job in jobs if job) == 2, what="two running jobs"
+    )
+    running_pids = {job.pid for job in jobs if job and job.state is JobState.RUNNING}
+
+    assert engine.cancel_queued() == 4
+    began = time.monotonic()
+    assert engine.kill_running() == 2
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 10)
+    assert time.monotonic() - began < 3.0  # nobody waited for a 5 s sleep to finish
+
+    check_job_invariants(log, jobs)  # type: ignore[arg-type]
+    assert summary.cancelled == 6
+    reasons = sorted(job.error or "" for job in jobs if job)
+    assert sum("while queued" in reason for reason in reasons) == 4
+    assert sum("while running" in reason or "was ended" in reason for reason in reasons) == 2
+    if mode is not Mode.THREAD:
+        await until(lambda: not any(psutil.pid_exists(pid) for pid in running_pids), 5, "workers to die")
+
+
+async def test_cancel_one_running_thread_job_cooperatively(make_engine) -> None:
+    engine = make_engine(mode=Mode.THREAD, workers=1)
+    job = engine.submit("count_primes", {"n": 50_000_000})
+    await until(lambda: job.state is JobState.RUNNING, what="the job to run")
+    assert engine.cancel(job.id)
+    await asyncio.wait_for(engine.wait_idle(), 10)
+    assert job.state is JobState.CANCELLED
+    assert job.error is not None and "checkpoint" in job.error
+    assert job.cpu_s is not None  # it was measured up to where it stopped
+
+
+async def test_cancel_a_dispatched_process_job_before_it_reports(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS, workers=1)
+    job = engine.submit("sleep", {"ms": 5000})
+    assert job.state is JobState.DISPATCHED
+    assert engine.cancel(job.id)  # not started yet: killed as soon as it reports in
+    await asyncio.wait_for(engine.wait_idle(), 20)
+    assert job.state is JobState.CANCELLED
+
+
+async def test_mode_switch_mid_batch(make_engine) -> None:
+    engine = make_engine(mode=Mode.THREAD, workers=1)
+    log = EventLog(engine)
+    batch = engine.submit_batch("sleep", 4, {"ms": 150})
+    first = engine.job(batch.job_ids[0])
+    assert first is not None
+    await until(lambda: first.state is JobState.RUNNING, what="the first job to run")
+    engine.set_mode(Mode.PROCESS)
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    jobs = [engine.job(job_id) for job_id in batch.job_ids]
+    check_job_invariants(log, jobs)  # type: ignore[arg-type]
+    assert first.mode is Mode.THREAD  # the running job finished where it was
+    assert [job.mode for job in jobs[1:] if job] == [Mode.PROCESS] * 3  # the queue moved over
+    assert summary.mode == "mixed"
+    assert any(isinstance(event, ConfigChanged) and event.mode is Mode.PROCESS for event in log.events)
+
+
+async def test_worker_count_changes_live(make_engine) -> None:
+    engine = make_engine(mode=Mode.THREAD, workers=1)
+    log = EventLog(engine)
+    batch = engine.submit_batch("sleep", 8, {"ms": 300})
+    await until(lambda: log.max_running == 1, what="one running job")
+    engine.set_workers(4)
+    await until(lambda: log.max_running == 4, what="four running jobs")
+    engine.set_workers(1)  # shrinking never interrupts a running job
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    assert summary.done == 8
+    check_job_invariants(log, [engine.job(i) for i in batch.job_ids])  # type: ignore[misc]
+
+
+async def test_process_pool_start_reports_are_the_truth(make_engine) -> None:
+    # With 2 workers and 6 queued jobs, concurrent.futures would call 4 "running".
+    engine = make_engine(mode=Mode.PROCESS, workers=2)
+    log = EventLog(engine)
+    batch = engine.submit_batch("sleep", 6, {"ms": 200})
+    await asyncio.wait_for(engine.wait_batch(batch), 60)
+    assert log.max_running == 2
+    pids = {engine.job(i).pid for i in batch.job_ids}  # type: ignore[union-attr]
+    assert len(pids) == 2  # a pool reuses its two workers
+
+
+async def test_per_job_processes_do_not_block_the_loop(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS_PER_JOB, workers=2)
+    batch = engine.submit_batch("sleep", 2, {"ms": 600})
+    ticks = 0
+    worst_gap = 0.0
+    last = time.monotonic()
+    while not batch.finished:
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        worst_gap = max(worst_gap, now - last)
+        last = now
+        ticks += 1
+    # join() on the loop would freeze it for the whole 600 ms sleep.
+    assert worst_gap < 0.4
+    assert ticks > 20
+
+
+async def test_user_task_file_runs_in_every_mode(tmp_path: Path) -> None:
+    module = tmp_path / "my_jobs.py"
+    module.write_text(
+        textwrap.dedent(
+            '''
+            from dataclasses import dataclass
+
+            @dataclass
+            class Answer:
+                value: int
+
+            def fib(n: int = 20) -> Answer:
+                """Naive Fibonacci."""
+                return Answer(n if n < 2 else fib(n - 1).value + fib(n - 2).value)
+
+            def _helper():
+                pass
+            '''
+        )
+    )
+    catalog = Catalog.builtin()
+    added = catalog.load_file(module)
+    assert [info.name for info in added] == ["fib"]
+    assert catalog.get("fib").description == "Naive Fibonacci."
+    for mode in ALL_MODES:
+        async with Engine(mode=mode, workers=2, catalog=catalog, keep_results=True) as engine:
+            job = engine.submit("fib", {"n": 15})
+            await asyncio.wait_for(engine.wait_idle(), 60)
+            assert job.state is JobState.DONE, (mode, job.error)
+            assert job.result.value == 610
+            assert type(job.result).__name__ == "Answer"
+
+
+async def test_bad_requests_get_clear_errors(make_engine) -> None:
+    engine = make_engine()
+    with pytest.raises(Exception, match="unknown task 'nope'"):
+        engine.submit("nope")
+    with pytest.raises(Exception, match="bad parameters"):
+        engine.submit("tiny", {"bogus": 1})
+    with pytest.raises(EngineError, match="at least one job"):
+        engine.submit_batch("tiny", 0)
+    with pytest.raises(EngineError, match="workers must be"):
+        engine.set_workers(0)
+    with pytest.raises(ValueError, match="unknown mode"):
+        engine.set_mode("fibers")
+    with pytest.raises(EngineError, match="start method"):
+        Engine(start_method="teleport")
+
+
+async def test_events_iterator_and_snapshot(make_engine) -> None:
+    engine = make_engine(mode=Mode.THREAD, workers=1)
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for event in engine.events():
+            if isinstance(event, BatchFinished):
+                seen.append(f"batch {event.summary.done}")
+                return
+            if isinstance(event, JobChanged):
+                seen.append(event.state.value)
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    batch = engine.submit_batch("sleep", 3, {"ms": 100})
+    snapshot = engine.snapshot()
+    assert len(snapshot.queued) + len(snapshot.active) == 3
+    assert snapshot.counts[JobState.QUEUED] == len(snapshot.queued)
+    await asyncio.wait_for(consumer, 30)
+    assert seen[-1] == "batch 3"
+    assert seen.count("done") == 3
+    after = engine.snapshot()
+    assert [job.id for job in after.recent] == batch.job_ids
+    assert after.batches[-1].summary is not None
+
+
+async def test_speedup_needs_a_measured_serial_baseline(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS, workers=1)
+    params = {"n": 20_000}
+    first = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 3, params)), 60)
+    assert first.serial_s is not None  # 1 worker: every job ran alone
+    engine.set_workers(2)
+    second = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 4, params)), 60)
+    assert second.serial_s is not None
+    solo = engine.serial_estimate("count_primes", params, 1)
+    assert solo is not None
+    assert second.serial_s == pytest.approx(4 * solo)
+    assert second.speedup == pytest.approx(second.serial_s / second.makespan_s)
+    assert second.efficiency == pytest.approx(second.speedup / 2)
+    # Without a job that ran alone there is no baseline, so no speedup is claimed
+    # (summing run times instead would count waiting for the GIL as work).
+    threads = make_engine(mode=Mode.THREAD, workers=2)
+    overlapping = threads.submit_batch("sleep", 2, {"ms": 200})
+    summary = await asyncio.wait_for(threads.wait_batch(overlapping), 60)
+    assert summary.serial_s is None
+    assert summary.speedup is None
+    assert summary.efficiency is None
+
+
+@pytest.mark.parametrize("mode", PROCESS_MODES)
+async def test_close_ends_workers_promptly(mode: Mode) -> None:
+    engine = Engine(mode=mode, workers=2)
+    batch = engine.submit_batch("sleep", 5, {"ms": 10_000})
+    jobs = [engine.job(i) for i in batch.job_ids]
+    await until(lambda: sum(job.state is JobState.RUNNING for job in jobs if job) == 2, what="two running")
+    began = time.monotonic()
+    await engine.close()
+    assert time.monotonic() - began < 2.5
+    assert all(job.state is JobState.CANCELLED for job in jobs if job)
+    await until(lambda: not worker_children(), 5, "worker processes to go")
+    with pytest.raises(EngineError, match="closed"):
+        engine.submit("tiny")
+
+
+async def test_jobs_that_print_do_not_reach_the_terminal(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    module = tmp_path / "noisy.py"
+    module.write_text(
+        "import sys\n"
+        "def noisy(n: int = 1) -> int:\n"
+        "    print('NOISE-OUT'); print('NOISE-ERR', file=sys.stderr)\n"
+        "    return n\n"
+    )
+    catalog = Catalog.builtin()
+    catalog.load_file(module)
+    for mode in PROCESS_MODES:
+        async with Engine(mode=mode, workers=1, catalog=catalog) as engine:
+            job = engine.submit("noisy")
+            await asyncio.wait_for(engine.wait_idle(), 30)
+            assert job.state is JobState.DONE
+    captured = capfd.readouterr()
+    assert "NOISE" not in captured.out + captured.err
