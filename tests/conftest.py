@@ -71,18 +71,35 @@ def check_job_invariants(log: EventLog, jobs: Iterable[JobRecord]) -> None:
             assert job.error, f"job {job.id} {job.state} without a reason"
 
 
-def worker_children() -> list[psutil.Process]:
-    """Child processes of this test process other than multiprocessing's helpers."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
+def helper_processes(parent: psutil.Process | None = None) -> set[int]:
+    """multiprocessing's resource tracker and forkserver: direct children with their marker.
+
+    Forkserver *workers* are forked from the forkserver without exec, so they share
+    its command line; they are told apart by being its children, not ours.
+    """
+    helpers = set()
+    for child in (parent or psutil.Process()).children():
         try:
             cmdline = " ".join(child.cmdline())
-            if child.status() == psutil.STATUS_ZOMBIE:
+        except psutil.Error:
+            continue
+        if any(marker in cmdline for marker in HELPER_MARKERS):
+            helpers.add(child.pid)
+    return helpers
+
+
+def worker_children(parent: psutil.Process | None = None) -> list[psutil.Process]:
+    """Live descendants of this test process other than multiprocessing's helpers."""
+    parent = parent or psutil.Process()
+    helpers = helper_processes(parent)
+    found = []
+    for child in parent.children(recursive=True):
+        try:
+            if child.pid in helpers or child.status() == psutil.STATUS_ZOMBIE:
                 continue
         except psutil.NoSuchProcess:
             continue
-        if not any(marker in cmdline for marker in HELPER_MARKERS):
-            found.append(child)
+        found.append(child)
     return found
 
 

@@ -328,7 +328,7 @@ async def test_speedup_needs_a_measured_serial_baseline(make_engine) -> None:
     engine.set_workers(2)
     second = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 4, params)), 60)
     assert second.serial_s is not None
-    solo = engine.serial_estimate("count_primes", params, 1)
+    solo = engine.serial_estimate("count_primes", params, 1, Mode.PROCESS)
     assert solo is not None
     assert second.serial_s == pytest.approx(4 * solo)
     assert second.speedup == pytest.approx(second.serial_s / second.makespan_s)
@@ -377,3 +377,106 @@ async def test_jobs_that_print_do_not_reach_the_terminal(
             assert job.state is JobState.DONE
     captured = capfd.readouterr()
     assert "NOISE" not in captured.out + captured.err
+
+
+# --- regressions found in review -------------------------------------------------
+
+
+async def test_a_pool_whose_worker_was_killed_never_leaves_workers_behind(make_engine) -> None:
+    # A cancel SIGKILLs a worker that may hold the pool's queue locks; a graceful
+    # shutdown of that pool would then wait forever on a sibling.
+    for _ in range(3):
+        engine = make_engine(mode=Mode.PROCESS, workers=3)
+        await engine.warm_up()
+        old_pids = engine.live_worker_pids()
+        jobs = [engine.submit("tiny") for _ in range(3)]
+        engine.cancel(jobs[2].id)  # still dispatched: killed when it reports in
+        engine.set_workers(2)  # the old pool retires once its jobs are back
+        await asyncio.wait_for(engine.wait_idle(), 20)
+        assert all(job.state.terminal for job in jobs)
+        await until(lambda pids=old_pids: not any(psutil.pid_exists(pid) for pid in pids), 5, "old workers")
+
+
+async def test_cancelling_neighbours_never_fails_an_innocent_job(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS, workers=2, max_attempts=2)
+    long = engine.submit("sleep", {"ms": 1500})
+    for _ in range(3):  # each cancel breaks the pool under the long job
+        other = engine.submit("sleep", {"ms": 5000})
+        await until(lambda o=other: o.state is JobState.RUNNING and long.state is JobState.RUNNING)
+        engine.cancel(other.id)
+        await until(lambda o=other: o.state.terminal)
+        assert other.state is JobState.CANCELLED
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert long.state is JobState.DONE  # re-run each time, never blamed
+    assert long.attempts == 4
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_cancel_right_after_submit_never_runs_the_job(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    job = engine.submit("sleep", {"ms": 3000})
+    assert engine.cancel(job.id)
+    began = time.monotonic()
+    await asyncio.wait_for(engine.wait_idle(), 20)
+    assert job.state is JobState.CANCELLED
+    assert time.monotonic() - began < 2.0
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_close_right_after_submit_cancels_rather_than_fails(mode: Mode) -> None:
+    engine = Engine(mode=mode, workers=2)
+    jobs = [engine.submit("sleep", {"ms": 3000}) for _ in range(3)]
+    began = time.monotonic()
+    await engine.close()
+    assert time.monotonic() - began < 1.0
+    assert [job.state for job in jobs] == [JobState.CANCELLED] * 3
+    assert all(job.error for job in jobs)
+    await until(lambda: not worker_children(), 5, "no workers")
+
+
+async def test_an_executor_that_cannot_start_fails_its_jobs_visibly(make_engine, monkeypatch) -> None:
+    from coredash.engine import engine as engine_module
+
+    class NoPool(engine_module.ProcessPoolBackend):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(engine_module, "ProcessPoolBackend", NoPool)
+    engine = make_engine(mode=Mode.PROCESS)
+    log = EventLog(engine)
+    job = engine.submit("tiny")
+    await asyncio.wait_for(engine.wait_idle(), 5)
+    assert job.state is JobState.FAILED
+    assert job.error is not None and "Too many open files" in job.error
+    assert any(isinstance(event, PoolNotice) for event in log.events)
+    engine.set_mode(Mode.THREAD)  # and the engine carries on
+    after = engine.submit("tiny")
+    await asyncio.wait_for(engine.wait_idle(), 5)
+    assert after.state is JobState.DONE
+
+
+async def test_a_per_job_process_that_leaves_a_helper_behind_still_ends(make_engine, tmp_path: Path) -> None:
+    module = tmp_path / "helpers.py"
+    module.write_text(
+        "import os, time\n"
+        "def fork_helper(secs: int = 3) -> str:\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(secs); os._exit(0)\n"
+        "    return 'forked'\n"
+    )
+    catalog = Catalog.builtin()
+    catalog.load_file(module)
+    engine = make_engine(mode=Mode.PROCESS_PER_JOB, catalog=catalog)
+    job = engine.submit("fork_helper", {"secs": 3})
+    began = time.monotonic()
+    await asyncio.wait_for(engine.wait_idle(), 10)
+    assert job.state is JobState.DONE
+    assert time.monotonic() - began < 2.0  # not held open by the helper's copy of the pipe
+
+
+async def test_warm_up_reports_instead_of_raising(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS)
+    warming = asyncio.ensure_future(engine.warm_up())
+    await asyncio.sleep(0.01)
+    await engine.close()
+    assert await asyncio.wait_for(warming, 5) in (True, False)

@@ -15,6 +15,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -35,6 +36,10 @@ from coredash.engine.worker import (
 )
 
 THREAD_NAME_PREFIX = "coredash-worker"
+
+
+class NotStarted(Exception):
+    """The job was never handed to a worker (cancelled, or the executor closed first)."""
 
 
 class WorkerDied(Exception):
@@ -132,6 +137,8 @@ class ThreadBackend(Backend):
         self._report = report
 
     async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult:
+        if self.closed:
+            raise NotStarted("coredash closed before it started")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, run_job, spec, self._report, cancel)
 
@@ -166,11 +173,18 @@ class ProcessPoolBackend(Backend):
         self._processes: dict[int, BaseProcess] = processes if processes is not None else {}
         self.killed_pids: set[int] = set()  # workers the engine ended on purpose
         self.broken = False
-        self.verdicts: dict[int, tuple[str, str | None]] | None = None  # set when a break is judged
+        # Set when the pool breaks: which jobs to blame, and whether anyone was.
+        self.judgement: asyncio.Future[tuple[dict[int, tuple[str, str | None]], bool]] | None = None
         self._ready: asyncio.Future[None] | None = None
+        self._manager_thread: threading.Thread | None = None
 
     async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult:
-        await self.warm_up()
+        if not self.closed:
+            await self.warm_up()
+        if self.closed:
+            raise NotStarted("coredash closed before it started")
+        if cancel is not None and cancel.is_set():
+            raise NotStarted("cancelled before it started")
         loop = asyncio.get_running_loop()
         with stderr_with_fileno():
             future = loop.run_in_executor(self.executor, run_pool_job, spec)
@@ -191,7 +205,17 @@ class ProcessPoolBackend(Backend):
         loop = asyncio.get_running_loop()
         with stderr_with_fileno():
             futures = [loop.run_in_executor(self.executor, warm_up, 0.0) for _ in range(self.size)]
+        # Kept now: shutdown() drops the attribute, and a broken pool's verdict
+        # waits for this thread to finish reaping the workers.
+        self._manager_thread = getattr(self.executor, "_executor_manager_thread", None)
         await asyncio.gather(*futures)
+
+    async def wait_for_manager(self, timeout: float) -> None:
+        """Until the pool's manager thread has reaped its workers (their exit codes are settled)."""
+        thread = self._manager_thread or getattr(self.executor, "_executor_manager_thread", None)
+        deadline = time.monotonic() + timeout
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)  # a thread to poll, not an event to await
 
     def worker_pids(self) -> list[int]:
         return list(self._processes)
@@ -206,15 +230,18 @@ class ProcessPoolBackend(Backend):
             return None
 
     def kill(self, job_id: int, pid: int | None) -> bool:
-        if pid is None or pid not in self._processes:
+        process = self._processes.get(pid) if pid is not None else None
+        if pid is None or process is None:
             return False
         self.killed_pids.add(pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        _kill(process)
         return True
 
     def shutdown(self) -> None:
-        self.executor.shutdown(wait=False)
+        # Nothing is in flight, so ending the workers costs nothing, and it is the
+        # only safe way out for a pool whose worker was SIGKILLed: that worker may
+        # have died holding a queue lock a graceful shutdown would wait on forever.
+        self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -222,10 +249,9 @@ class ProcessPoolBackend(Backend):
         if kill_workers is not None:
             with contextlib.suppress(Exception):
                 kill_workers()
-        for pid in self.worker_pids():
+        for pid, process in list(self._processes.items()):
             self.killed_pids.add(pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+            _kill(process)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -239,8 +265,13 @@ class ProcessPerJobBackend(Backend):
         self._context = context
         self._report_conn = report_conn
         self._processes: dict[int, BaseProcess] = {}
+        self._exiting: set[BaseProcess] = set()  # delivered their result, still shutting down
 
     async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult:
+        if self.closed:
+            raise NotStarted("coredash closed before it started")
+        if cancel is not None and cancel.is_set():
+            raise NotStarted("cancelled before it started")
         loop = asyncio.get_running_loop()
         result_reader, result_writer = multiprocessing.Pipe(duplex=False)
         process = self._context.Process(  # type: ignore[attr-defined]
@@ -252,37 +283,61 @@ class ProcessPerJobBackend(Backend):
         try:
             with stderr_with_fileno():
                 process.start()
+        except BaseException:
+            result_reader.close()
+            raise
         finally:
             result_writer.close()  # else the parent never sees end-of-file
         self._processes[spec.job_id] = process
+        if self.closed or (cancel is not None and cancel.is_set()):
+            _kill(process)  # cancelled while it was being started
         try:
-            data = await _read_until_eof(loop, result_reader)
-            await _wait_readable(loop, process.sentinel)
+            data, exited = await _collect(loop, result_reader, process.sentinel)
         except asyncio.CancelledError:
-            process.kill()
+            _kill(process)
+            self._reap_later(loop, spec.job_id, process)
             raise
         finally:
-            self._processes.pop(spec.job_id, None)
             result_reader.close()
-        process.join(0)  # the sentinel fired: the child is gone, this only reaps it
-        exitcode = process.exitcode
-        pid = process.pid
-        process.close()
+        result = None
         if data:
             try:
                 result = pickle.loads(data)
             except Exception:
                 result = None  # a child killed mid-write leaves a truncated pickle
-            if isinstance(result, WorkerResult) and exitcode == 0:
-                return result
+        if isinstance(result, WorkerResult):
+            # The whole result is here: the job is over. The child may still be
+            # tearing its interpreter down; reap it in the background rather than
+            # bill that to the job.
+            self._reap_later(loop, spec.job_id, process)
+            return result
+        try:
+            if not exited:
+                await _wait_readable(loop, process.sentinel)  # no result: how did it end?
+        finally:
+            self._processes.pop(spec.job_id, None)
+        process.join(0)  # the sentinel fired: the child is gone, this only reaps it
+        exitcode, pid = process.exitcode, process.pid
+        process.close()
         raise WorkerDied(pid, exitcode)
+
+    def _reap_later(self, loop: asyncio.AbstractEventLoop, job_id: int, process: BaseProcess) -> None:
+        self._processes.pop(job_id, None)
+        self._exiting.add(process)
+
+        def gone() -> None:
+            loop.remove_reader(process.sentinel)
+            self._exiting.discard(process)
+            process.join(0)
+            process.close()
+
+        loop.add_reader(process.sentinel, gone)
 
     def kill(self, job_id: int, pid: int | None) -> bool:
         process = self._processes.get(job_id)
         if process is None:
-            return False
-        with contextlib.suppress(Exception):
-            process.kill()
+            return False  # not started yet: run() sees the cancel flag before it starts one
+        _kill(process)
         return True
 
     def shutdown(self) -> None:
@@ -290,9 +345,22 @@ class ProcessPerJobBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
-        for process in list(self._processes.values()):
-            with contextlib.suppress(Exception):
-                process.kill()
+        for process in [*self._processes.values(), *self._exiting]:
+            _kill(process)
+
+    def live_pids(self) -> list[int]:
+        pids = []
+        for process in [*self._processes.values(), *self._exiting]:
+            with contextlib.suppress(ValueError):
+                if process.pid is not None:
+                    pids.append(process.pid)
+        return pids
+
+
+def _kill(process: BaseProcess) -> None:
+    """SIGKILL through the Process object: it knows whether its pid was already reaped."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError, AttributeError, OSError):
+        process.kill()
 
 
 async def _wait_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
@@ -309,29 +377,45 @@ async def _wait_readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         loop.remove_reader(fd)
 
 
-async def _read_until_eof(loop: asyncio.AbstractEventLoop, conn: Any) -> bytes:
+async def _collect(loop: asyncio.AbstractEventLoop, conn: Any, sentinel: int) -> tuple[bytes, bool]:
+    """Read a child's result until end-of-file, or until the child itself has exited.
+
+    Waiting for end-of-file alone is not enough: a job that forks leaves copies of
+    the pipe in its own children, and the file would stay open after the job's
+    process is gone. Returns the bytes and whether the child is known to have exited.
+    """
     fd = conn.fileno()
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
-    done = loop.create_future()
+    done: asyncio.Future[bool] = loop.create_future()
 
-    def readable() -> None:
+    def drain() -> bool:
+        """Read what is there; True at end-of-file."""
         while True:
             try:
                 chunk = os.read(fd, 1 << 20)
             except BlockingIOError:
-                return
+                return False
             except OSError:
-                chunk = b""
+                return True
             if not chunk:
-                if not done.done():
-                    done.set_result(None)
-                return
+                return True
             chunks.append(chunk)
 
+    def readable() -> None:
+        if drain() and not done.done():
+            done.set_result(False)
+
+    def exited() -> None:
+        drain()  # a child that exited has written all it ever will
+        if not done.done():
+            done.set_result(True)
+
     loop.add_reader(fd, readable)
+    loop.add_reader(sentinel, exited)
     try:
-        await done
+        child_exited = await done
     finally:
         loop.remove_reader(fd)
-    return b"".join(chunks)
+        loop.remove_reader(sentinel)
+    return b"".join(chunks), child_exited

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import signal
@@ -26,6 +27,7 @@ from typing import Any, Self
 
 from coredash.engine.backends import (
     Backend,
+    NotStarted,
     ProcessPerJobBackend,
     ProcessPoolBackend,
     ThreadBackend,
@@ -41,6 +43,7 @@ from coredash.engine.model import (
     ConfigChanged,
     EngineEvent,
     EngineSnapshot,
+    HistoryCleared,
     JobChanged,
     JobRecord,
     JobState,
@@ -53,6 +56,8 @@ from coredash.engine.worker import JobSpec, ReportReader, StartReport, WorkerRes
 log = logging.getLogger(__name__)
 
 Listener = Callable[[EngineEvent], None]
+# How a job ended: state, what the worker measured, reason, traceback.
+_Outcome = tuple[JobState, WorkerResult | None, str | None, str | None]
 
 # Process jobs that a broken pool took down beside the culprit are run again, but
 # not forever: a pool that keeps breaking (a worker that cannot even start, say)
@@ -96,7 +101,8 @@ class Engine:
         self.start_method = method
         self._context = multiprocessing.get_context(method)
         if method == "forkserver":
-            # Workers then start with the catalogue already imported.
+            # Workers then start with the catalogue already imported. (Children
+            # still re-run a __main__ *script* on 3.11: keep entry scripts light.)
             import tasks
 
             self._context.set_forkserver_preload(["coredash.engine.worker", *tasks.MODULES])
@@ -122,11 +128,16 @@ class Engine:
         self._retiring: list[Backend] = []
         self._job_backend: dict[int, Backend] = {}
         self._cancel_events: dict[int, threading.Event] = {}
+        self._unexplained_breaks: dict[int, int] = {}  # pool breaks no culprit explained, per job
         self._job_tasks: dict[int, asyncio.Task[None]] = {}
         self._listeners: list[Listener] = []
         self._event_queues: list[asyncio.Queue[EngineEvent | None]] = []
-        self._solo_runs: dict[tuple[str, tuple[tuple[str, str], ...]], deque[float]] = {}
+        # Run times of jobs that ran alone, per task, parameters and mode: the serial
+        # baseline. Per mode, because a lone job on a thread still shares the GIL
+        # with the UI, and a process job does not.
+        self._solo_runs: dict[tuple[str, tuple[tuple[str, str], ...], Mode], deque[float]] = {}
         self._ended_intervals: deque[tuple[float, float]] = deque(maxlen=64)
+        self._ended_counts = {JobState.DONE: 0, JobState.FAILED: 0, JobState.CANCELLED: 0}
         self._idle: asyncio.Event | None = None
         self._closed = False
 
@@ -208,17 +219,20 @@ class Engine:
         record.version += 1
         self._emit(JobChanged(record, record.state))
 
-    def snapshot(self, recent: int = 200, batches: int = 50) -> EngineSnapshot:
-        counts = {state: 0 for state in JobState}
-        for record in self._jobs.values():
+    def snapshot(self, recent: int = 200, batches: int = 50, queued: int = 50) -> EngineSnapshot:
+        """Cheap enough for every redraw, even with a huge queue."""
+        counts = dict(self._ended_counts)
+        counts[JobState.QUEUED] = len(self._queue)
+        counts[JobState.DISPATCHED] = counts[JobState.RUNNING] = 0
+        for record in self._active.values():
             counts[record.state] += 1
-        recent_jobs = tuple(self._recent)[-recent:] if recent else ()
+        recent_jobs = tuple(itertools.islice(reversed(self._recent), recent))[::-1]
         batch_list = tuple(self._batches.values())[-batches:] if batches else ()
         return EngineSnapshot(
             mode=self._mode,
             workers=self._workers,
             usable_cpus=self.usable_cpus,
-            queued=tuple(self._queue),
+            queued=tuple(itertools.islice(self._queue, queued)),
             active=tuple(self._active.values()),
             recent=recent_jobs,
             batches=batch_list,
@@ -248,20 +262,58 @@ class Engine:
         """Bind to the running loop now (submitting does this too)."""
         self._ensure_started()
 
-    async def warm_up(self) -> None:
-        """Build the current mode's executor and start all its workers."""
-        self._ensure_started()
-        await self._current_backend().warm_up()
+    async def warm_up(self) -> bool:
+        """Build the current mode's executor and start all its workers.
 
-    def submit(self, task: str, params: dict[str, Any] | None = None) -> JobRecord:
-        """Queue one job. ``params`` are the function's keyword arguments."""
+        Returns False, instead of raising, if that could not be done (the engine
+        closed, the mode changed, or the pool broke meanwhile); jobs then meet
+        the problem themselves and end with its reason.
+        """
+        self._ensure_started()
+        try:
+            backend = self._current_backend()
+        except Exception as exc:
+            self._emit(PoolNotice(self._mode, f"could not start the {self._mode.label} executor: {exc}"))
+            return False
+        try:
+            await backend.warm_up()
+        except asyncio.CancelledError:
+            if self._closed or backend.closed or backend.retired:
+                return False  # its pool went away while it warmed up
+            raise
+        except Exception as exc:
+            self._emit(PoolNotice(self._mode, f"could not start the {self._mode.label} workers: {exc}"))
+            return False
+        return True
+
+    def submit(
+        self,
+        task: str,
+        params: dict[str, Any] | None = None,
+        *,
+        exclusive: bool = False,
+        label: str | None = None,
+    ) -> JobRecord:
+        """Queue one job. ``params`` are the function's keyword arguments.
+
+        An ``exclusive`` job waits until nothing runs and runs alone: its run time
+        is a serial baseline sample (what speedups are measured against).
+        """
         info = self.catalog.get(task)
         params = dict(params) if params is not None else info.params_for()
         info.check_params(params)
         self._ensure_started()
         record = self._new_job(info, params, batch_id=None)
+        record.exclusive, record.label = exclusive, label
         self._pump()
         return record
+
+    def submit_baseline(self, task: str, params: dict[str, Any] | None = None) -> JobRecord:
+        """Queue one job that runs alone, so later batches of it can report a speedup."""
+        return self.submit(task, params, exclusive=True, label="serial baseline")
+
+    def has_baseline(self, task: str, params: dict[str, Any], mode: Mode | None = None) -> bool:
+        return bool(self._solo_runs.get((task, _params_key(params), mode or self._mode)))
 
     def submit_batch(self, task: str, count: int, params: dict[str, Any] | None = None) -> BatchRecord:
         """Queue ``count`` identical jobs as one batch, measured as a whole."""
@@ -329,6 +381,7 @@ class Engine:
     # --- dispatching ------------------------------------------------------------
 
     def _current_backend(self) -> Backend:
+        """The executor new jobs go to, built on first use (may raise)."""
         if self._backend is None:
             size = self._workers
             if self._mode is Mode.THREAD:
@@ -339,15 +392,20 @@ class Engine:
                 self._backend = ProcessPerJobBackend(size, self._context, self._report_writer_conn)
         return self._backend
 
-    def _retire_backend(self) -> None:
-        backend, self._backend = self._backend, None
-        if backend is None:
-            return
+    def _detach_backend(self, backend: Backend) -> None:
+        """Send no new jobs to ``backend``; release it once its jobs are back."""
+        if backend is self._backend:
+            self._backend = None
         backend.retired = True
         if backend.inflight:
-            self._retiring.append(backend)  # shut down once its jobs are back
+            if backend not in self._retiring:
+                self._retiring.append(backend)
         else:
             backend.shutdown()
+
+    def _retire_backend(self) -> None:
+        if self._backend is not None:
+            self._detach_backend(self._backend)
 
     def _free_slot(self) -> int:
         used = {record.slot for record in self._active.values()}
@@ -358,11 +416,22 @@ class Engine:
         if self._closed or self._loop is None:
             return
         while self._queue and len(self._active) < self._workers:
-            self._dispatch(self._queue.popleft())
+            if self._queue[0].exclusive and self._active:
+                break  # an exclusive job waits for the workers to empty
+            if any(record.exclusive for record in self._active.values()):
+                break  # and nothing runs beside it
+            try:
+                backend = self._current_backend()
+            except Exception as exc:  # no executor (out of fds, no /dev/shm...): fail, visibly
+                why = f"could not start the {self._mode.label} executor: {type(exc).__name__}: {exc}"
+                self._emit(PoolNotice(self._mode, why))
+                self._finish(self._queue.popleft(), JobState.FAILED, error=why)
+                continue
+            self._dispatch(self._queue.popleft(), backend)
         if not self._queue and not self._active and self._idle is not None:
             self._idle.set()
 
-    def _dispatch(self, record: JobRecord) -> None:
+    def _dispatch(self, record: JobRecord, backend: Backend) -> None:
         assert self._loop is not None
         info = self.catalog.get(record.task)
         try:
@@ -370,20 +439,23 @@ class Engine:
         except Exception as exc:
             self._finish(record, JobState.FAILED, error=f"could not prepare arguments: {exc}")
             return
-        backend = self._current_backend()
         record.state = JobState.DISPATCHED
         record.mode = backend.mode
+        if record.batch_id is not None:
+            batch = self._batches.get(record.batch_id)
+            if batch is not None and batch.first_dispatched is None:
+                batch.first_dispatched = time.monotonic()
         record.slot = self._free_slot()
         record.dispatched = time.monotonic()
         record.attempts += 1
         record.pid = record.thread_id = record.core = None
         record.thread_name = None
         record.started = None
-        cancel = None
-        if backend.mode is Mode.THREAD:
-            cancel = self._cancel_events[record.id] = threading.Event()
-            if record.cancel_requested:
-                cancel.set()
+        # Every mode gets a flag: thread jobs check it at checkpoints, the other
+        # backends check it before they start the job.
+        cancel = self._cancel_events[record.id] = threading.Event()
+        if record.cancel_requested:
+            cancel.set()
         spec = JobSpec(record.id, record.attempts, info.ref, kwargs, backend.mode.value)
         self._active[record.id] = record
         self._job_backend[record.id] = backend
@@ -393,17 +465,22 @@ class Engine:
             self._run(record, backend, spec, cancel), name=f"coredash-job-{record.id}"
         )
 
-    async def _run(
-        self, record: JobRecord, backend: Backend, spec: JobSpec, cancel: threading.Event | None
-    ) -> None:
-        outcome: tuple[JobState, WorkerResult | None, str | None, str | None] | None
+    async def _run(self, record: JobRecord, backend: Backend, spec: JobSpec, cancel: threading.Event) -> None:
+        outcome: _Outcome | None
         try:
             result = await backend.run(spec, cancel)
         except BrokenExecutor as exc:
-            outcome = self._judge_break(record, backend, exc)
+            outcome = await self._judge_break(record, backend, exc)
+        except NotStarted as exc:
+            outcome = (JobState.CANCELLED, None, str(exc), None)
         except WorkerDied as exc:
             if record.cancel_requested:
-                outcome = (JobState.CANCELLED, None, f"cancelled: worker pid {exc.pid} was ended", None)
+                outcome = (
+                    JobState.CANCELLED,
+                    None,
+                    f"cancelled while running: worker pid {exc.pid} was ended",
+                    None,
+                )
             else:
                 outcome = (JobState.FAILED, None, f"worker died: {exc}", None)
         except asyncio.CancelledError:
@@ -412,7 +489,10 @@ class Engine:
                 why += " (a thread cannot be stopped; it ignored the cancel flag)"
             outcome = (JobState.CANCELLED, None, why, None)
         except Exception as exc:  # e.g. arguments that cannot be pickled
-            outcome = (JobState.FAILED, None, f"{type(exc).__name__}: {exc}", None)
+            if self._closed or record.cancel_requested:
+                outcome = (JobState.CANCELLED, None, "cancelled before it started", None)
+            else:
+                outcome = (JobState.FAILED, None, f"{type(exc).__name__}: {exc}", None)
         else:
             outcome = self._judge_result(record, result)
         finally:
@@ -424,16 +504,14 @@ class Engine:
             if backend.retired and not backend.inflight and backend in self._retiring:
                 self._retiring.remove(backend)
                 backend.shutdown()
-        if outcome is None:  # re-queued after a pool broke beside it
-            self._pump()
-            return
-        state, result_or_none, error, trace = outcome
-        self._finish(record, state, result_or_none, error, trace)
+        if outcome is None:  # taken down by a broken pool beside the culprit: run it again
+            self._requeue(record)
+        else:
+            state, result_or_none, error, trace = outcome
+            self._finish(record, state, result_or_none, error, trace)
         self._pump()
 
-    def _judge_result(
-        self, record: JobRecord, result: WorkerResult
-    ) -> tuple[JobState, WorkerResult | None, str | None, str | None]:
+    def _judge_result(self, record: JobRecord, result: WorkerResult) -> _Outcome:
         if result.outcome == "done":
             if record.cancel_requested:
                 result.value_repr = (result.value_repr or "") + "  (finished before the cancel took effect)"
@@ -442,41 +520,50 @@ class Engine:
             return (JobState.CANCELLED, result, result.error or "cancelled", None)
         return (JobState.FAILED, result, result.error or "failed", result.traceback)
 
-    def _judge_break(
-        self, record: JobRecord, backend: Backend, exc: BaseException
-    ) -> tuple[JobState, WorkerResult | None, str | None, str | None] | None:
+    async def _judge_break(self, record: JobRecord, backend: Backend, exc: BaseException) -> _Outcome | None:
         """A worker died and broke its pool: blame the job it ran, re-run the others."""
         if not isinstance(backend, ProcessPoolBackend):
             return (JobState.FAILED, None, f"executor broke: {exc}", None)
-        if backend.verdicts is None:
-            self._read_reports()  # start reports tell which job ran in which pid
-            backend.verdicts = self._verdicts_for_break(backend)
-            backend.broken = True
-            if backend is self._backend:
-                self._backend = None  # the next dispatch builds a fresh pool
-            culprits = [why for kind, why in backend.verdicts.values() if kind == "failed" and why]
-            what = culprits[0] if culprits else "a worker died"
-            rerun = sum(1 for kind, _ in backend.verdicts.values() if kind == "rerun")
-            self._emit(
-                PoolNotice(
-                    Mode.PROCESS,
-                    f"process pool broke ({what}); {rerun} job(s) beside it re-queued; pool rebuilt",
-                )
-            )
-        kind, why = backend.verdicts.get(record.id, ("rerun", None))
+        if backend.judgement is None:
+            self._detach_backend(backend)  # the next dispatch builds a fresh pool
+            backend.judgement = asyncio.ensure_future(self._judge_pool(backend))
+        verdicts, explained = await asyncio.shield(backend.judgement)
+        kind, why = verdicts.get(record.id, ("rerun", None))
         if kind == "cancelled":
             return (JobState.CANCELLED, None, why, None)
         if kind == "failed":
             return (JobState.FAILED, None, why, None)
-        if record.attempts >= self.max_attempts:
+        if not self._closed and explained:
+            return None  # somebody else's crash or cancel: no mark against this job
+        breaks = self._unexplained_breaks[record.id] = self._unexplained_breaks.get(record.id, 0) + 1
+        if self._closed:
+            return (JobState.CANCELLED, None, "coredash closed while its pool was breaking", None)
+        if breaks >= self.max_attempts:
             return (
                 JobState.FAILED,
                 None,
-                f"the process pool broke {record.attempts} times while this job was in it",
+                f"the process pool broke {breaks} times while this job was in it, cause unknown",
                 None,
             )
-        self._requeue(record)
         return None
+
+    async def _judge_pool(
+        self, backend: ProcessPoolBackend
+    ) -> tuple[dict[int, tuple[str, str | None]], bool]:
+        self._read_reports()  # start reports tell which job ran in which pid
+        # The pool's manager thread is reaping the workers right now; reading an exit
+        # status at the same time can steal it (forkserver) or find none yet (spawn).
+        await backend.wait_for_manager(timeout=2.0)
+        verdicts = self._verdicts_for_break(backend)
+        culprits = [why for kind, why in verdicts.values() if kind == "failed" and why]
+        explained = bool(culprits) or bool(backend.killed_pids)
+        what = culprits[0] if culprits else ("a worker was ended" if backend.killed_pids else "a worker died")
+        rerun = sum(1 for kind, _ in verdicts.values() if kind == "rerun")
+        if not self._closed:
+            self._emit(
+                PoolNotice(Mode.PROCESS, f"process pool broke ({what}); {rerun} job(s) beside it re-queued")
+            )
+        return verdicts, explained
 
     def _verdicts_for_break(self, backend: ProcessPoolBackend) -> dict[int, tuple[str, str | None]]:
         verdicts: dict[int, tuple[str, str | None]] = {}
@@ -486,8 +573,8 @@ class Engine:
                 continue
             pid = record.pid
             if record.cancel_requested:
-                where = f"worker pid {pid} was ended" if pid else "it never started"
-                verdicts[job_id] = ("cancelled", f"cancelled while running: {where}")
+                why = f"cancelled while running: worker pid {pid} was ended" if pid else "cancelled before it started"
+                verdicts[job_id] = ("cancelled", why)
                 continue
             if pid is None or pid in backend.killed_pids:
                 verdicts[job_id] = ("rerun", None)
@@ -508,6 +595,8 @@ class Engine:
         record.pid = record.thread_id = record.core = None
         record.thread_name = None
         self._queue.appendleft(record)  # it already waited its turn once
+        if self._idle is not None:
+            self._idle.clear()
         self._changed(record)
 
     def _thread_report(self, report: StartReport) -> None:
@@ -530,10 +619,8 @@ class Engine:
         record.pid, record.thread_id, record.thread_name = pid, thread_id, thread_name
         record.core, record.started = core, started
         self._changed(record)
-        if record.cancel_requested and record.mode is Mode.PROCESS:
-            backend = self._job_backend.get(job_id)
-            if backend is not None:
-                backend.kill(job_id, pid)
+        if record.cancel_requested and record.mode is not Mode.THREAD:
+            self._kill_worker(record)  # cancelled before it reported in: end it now
 
     def _finish(
         self,
@@ -567,9 +654,11 @@ class Engine:
             record.solo = self._ran_alone(record)
             self._ended_intervals.append((record.started, record.finished))
             run = record.run_s
-            if state is JobState.DONE and record.solo and run is not None:
-                key = (record.task, _params_key(record.params))
+            if state is JobState.DONE and record.solo and run is not None and record.mode is not None:
+                key = (record.task, _params_key(record.params), record.mode)
                 self._solo_runs.setdefault(key, deque(maxlen=21)).append(run)
+        self._ended_counts[state] += 1
+        self._unexplained_breaks.pop(record.id, None)
         self._recent.append(record)
         self._trim_history()
         self._changed(record)
@@ -586,9 +675,9 @@ class Engine:
                 return False
         return not any(s < end and f > start for s, f in self._ended_intervals)
 
-    def serial_estimate(self, task: str, params: dict[str, Any], jobs: int) -> float | None:
-        """jobs x the median run time of this task measured while it ran alone."""
-        runs = self._solo_runs.get((task, _params_key(params)))
+    def serial_estimate(self, task: str, params: dict[str, Any], jobs: int, mode: Mode) -> float | None:
+        """jobs x the median run time of this task measured while it ran alone in ``mode``."""
+        runs = self._solo_runs.get((task, _params_key(params), mode))
         if not runs:
             return None
         return jobs * statistics.median(runs)
@@ -612,6 +701,16 @@ class Engine:
             waiter.set_result(batch.summary)
         self._emit(BatchFinished(batch, batch.summary))
 
+    def clear_history(self) -> None:
+        """Forget ended jobs and finished batches (serial baselines are kept)."""
+        for record in self._recent:
+            self._jobs.pop(record.id, None)
+        self._recent.clear()
+        for batch_id in [b.id for b in self._batches.values() if b.finished]:
+            del self._batches[batch_id]
+        self._ended_counts = dict.fromkeys(self._ended_counts, 0)
+        self._emit(HistoryCleared())
+
     def _trim_history(self) -> None:
         while len(self._recent) > self.history:
             old = self._recent.popleft()
@@ -619,11 +718,9 @@ class Engine:
                 self._jobs.pop(old.id, None)
 
     def _trim_batches(self, keep: int = 200) -> None:
-        while len(self._batches) > keep:
-            oldest = next(iter(self._batches.values()))
-            if not oldest.finished:
-                break
-            del self._batches[oldest.id]
+        finished = [batch.id for batch in self._batches.values() if batch.finished]
+        for batch_id in finished[: max(0, len(self._batches) - keep)]:
+            del self._batches[batch_id]
 
     # --- cancelling ---------------------------------------------------------------
 
@@ -642,15 +739,22 @@ class Engine:
             return True
         record.cancel_requested = True
         self._changed(record)
-        backend = self._job_backend.get(job_id)
-        if record.mode is Mode.THREAD:
-            event = self._cancel_events.get(job_id)
-            if event is not None:
-                event.set()  # the job stops at its next checkpoint()
-        elif backend is not None and (record.pid is not None or record.mode is Mode.PROCESS_PER_JOB):
-            backend.kill(job_id, record.pid)
+        event = self._cancel_events.get(job_id)
+        if event is not None:
+            event.set()  # threads stop at their next checkpoint(); nothing starts after this
+        if record.mode is Mode.PROCESS_PER_JOB or (record.mode is Mode.PROCESS and record.pid is not None):
+            self._kill_worker(record)
         # A process-pool job not yet started is killed when its start report arrives.
         return True
+
+    def _kill_worker(self, record: JobRecord) -> None:
+        backend = self._job_backend.get(record.id)
+        if backend is None or not backend.kill(record.id, record.pid):
+            return
+        if isinstance(backend, ProcessPoolBackend):
+            # A SIGKILLed worker may die holding the pool's queue locks: never send
+            # that pool another job, and end all of its workers once it drains.
+            self._detach_backend(backend)
 
     def cancel_queued(self) -> int:
         queued = list(self._queue)
@@ -723,6 +827,8 @@ class Engine:
         for backend in [*self._retiring, *([self._backend] if self._backend else [])]:
             if isinstance(backend, ProcessPoolBackend):
                 pids.extend(backend.worker_pids())
+            elif isinstance(backend, ProcessPerJobBackend):
+                pids.extend(backend.live_pids())
         pids.extend(r.pid for r in self._active.values() if r.pid is not None and r.mode is not Mode.THREAD)
         return sorted(set(pids))
 
@@ -742,25 +848,31 @@ class _BatchStats:
         if record.mode is not None:
             self.modes.add(record.mode)
         self.last_completed = max(self.last_completed, record.completed or 0.0)
+        # CPU burned by any job counts towards how busy the cores were; the means
+        # describe finished work only (a job stopped at a checkpoint ran short).
+        self.sum_cpu += record.cpu_s or 0.0
         run, wait, overhead = record.run_s, record.wait_s, record.overhead_s
-        if run is not None and wait is not None and overhead is not None:
+        if record.state is JobState.DONE and run is not None and wait is not None and overhead is not None:
             self.timed += 1
             self.sum_run += run
-            self.sum_cpu += record.cpu_s or 0.0
             self.sum_wait += wait
             self.sum_overhead += overhead
 
     def summarize(self, batch: BatchRecord, engine: Engine) -> BatchSummary:
-        makespan = max(1e-9, self.last_completed - batch.submitted)
+        # From the first dispatch, not from submission: time spent queued behind
+        # earlier work (another batch, a baseline job) is not this batch's doing.
+        began = batch.first_dispatched if batch.first_dispatched is not None else batch.submitted
+        makespan = max(1e-9, self.last_completed - began)
         done = self.states[JobState.DONE]
         mode = (
             next(iter(self.modes)).value
             if len(self.modes) == 1
             else ("mixed" if self.modes else batch.mode.value)
         )
-        serial = (
-            engine.serial_estimate(batch.task, batch.params, batch.count) if done == batch.count else None
-        )
+        serial = None
+        if done == batch.count and len(self.modes) == 1:
+            only_mode = next(iter(self.modes))
+            serial = engine.serial_estimate(batch.task, batch.params, batch.count, only_mode)
         speedup = serial / makespan if serial is not None else None
         timed = max(1, self.timed)
         return BatchSummary(

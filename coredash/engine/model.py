@@ -86,6 +86,9 @@ class JobRecord:
     params: dict[str, Any]
     batch_id: int | None
     state: JobState = JobState.QUEUED
+    # Runs with nothing beside it (a serial baseline measurement); label says why.
+    exclusive: bool = False
+    label: str | None = None
     mode: Mode | None = None  # the mode it was dispatched in
     attempts: int = 0  # dispatches; > 1 when re-run after a pool broke beside it
     slot: int | None = None  # worker slot 0..workers-1 while active
@@ -161,7 +164,9 @@ class JobRecord:
         if self.pid is None:
             return "-"
         if self.mode is Mode.THREAD:
-            return f"{self.thread_name or 'thread'} ({self.thread_id})"
+            # "coredash-worker_0" -> "thread 0": the pool's own numbering, then the OS id.
+            number = (self.thread_name or "").rpartition("_")[2]
+            return f"thread {number} · tid {self.thread_id}" if number.isdigit() else f"tid {self.thread_id}"
         return f"pid {self.pid}"
 
 
@@ -178,7 +183,7 @@ class BatchSummary:
     done: int
     failed: int
     cancelled: int
-    makespan_s: float  # submitted until the last job completed
+    makespan_s: float  # first job dispatched until the last job completed
     sum_run_s: float
     sum_cpu_s: float
     parallelism: float  # sum_cpu_s / makespan_s: cores kept busy on average
@@ -203,6 +208,7 @@ class BatchRecord:
     mode: Mode  # mode when submitted
     workers: int  # worker count when submitted
     submitted: float
+    first_dispatched: float | None = None  # makespan runs from here to the last completion
     job_ids: list[int] = field(default_factory=list)
     ended: int = 0  # jobs in a terminal state
     completed: float | None = None  # when the last job ended
@@ -240,7 +246,12 @@ class PoolNotice:
     message: str
 
 
-EngineEvent = JobChanged | BatchFinished | ConfigChanged | PoolNotice
+@dataclass(frozen=True, slots=True)
+class HistoryCleared:
+    """Ended jobs and finished batches were forgotten (serial baselines are kept)."""
+
+
+EngineEvent = JobChanged | BatchFinished | ConfigChanged | PoolNotice | HistoryCleared
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +261,9 @@ class EngineSnapshot:
     mode: Mode
     workers: int
     usable_cpus: int
-    queued: tuple[JobRecord, ...]
+    queued: tuple[JobRecord, ...]  # the head of the queue (capped); counts has the total
     active: tuple[JobRecord, ...]  # dispatched or running, oldest first
     recent: tuple[JobRecord, ...]  # ended jobs, newest last (capped)
     batches: tuple[BatchRecord, ...]  # newest last (capped)
-    counts: dict[JobState, int]
+    counts: dict[JobState, int]  # queued/dispatched/running now; ended ones since the last clear
     draining: int  # retired executors still finishing jobs after a mode/worker change

@@ -1,0 +1,486 @@
+"""The dashboard: a Textual app whose own event loop drives the engine.
+
+The app owns three inputs (the engine, a CPU sampler, a clock) and one timer.
+Each tick it samples the CPUs once, takes an engine snapshot and hands the
+widgets what to draw. Keys and the command palette call engine methods; widgets
+never schedule anything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from coredash.engine import (
+    BatchFinished,
+    CatalogError,
+    ConfigChanged,
+    Engine,
+    EngineError,
+    EngineEvent,
+    EngineSnapshot,
+    HistoryCleared,
+    JobChanged,
+    JobState,
+    Mode,
+    PoolNotice,
+    gil_enabled,
+    max_workers_allowed,
+    python_label,
+)
+from coredash.engine.backends import THREAD_NAME_PREFIX
+from coredash.loop_lag import LoopLagMonitor
+from coredash.sampling import CoreHistory, CpuSample, PsutilSampler, Sampler
+from coredash.screens.help import HelpScreen
+from coredash.screens.job_detail import JobDetailScreen
+from coredash.screens.picker import JobChoice, JobPickerScreen
+from coredash.view_model import (
+    batch_progress,
+    comparison,
+    core_marks,
+    format_params,
+    format_seconds,
+    worker_rows,
+)
+from coredash.widgets.comparison import ComparisonData, ComparisonPanel
+from coredash.widgets.core_grid import CoreGrid, CoreGridData
+from coredash.widgets.jobs_table import JobsTable
+from coredash.widgets.monitor_panel import MonitorData, MonitorPanel
+from coredash.widgets.status_line import StatusData, StatusLine
+from coredash.widgets.workers_panel import WorkersData, WorkersPanel
+
+if TYPE_CHECKING:
+    from coredash.cli import AppOptions
+
+MIN_SIZE = (80, 24)
+TOO_SMALL = (
+    "coredash needs a terminal of at least {0}×{1}.\n\n"
+    "This one is {2}×{3}: make it bigger, or press q to quit."
+)
+
+
+class CoredashApp(App[int]):
+    TITLE = "coredash"
+    CSS_PATH = "coredash.tcss"
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-tiny"),
+        (MIN_SIZE[0], "-narrow"),
+        (120, "-wide"),
+    ]
+    VERTICAL_BREAKPOINTS = [
+        (0, "-short"),
+        (MIN_SIZE[1], "-tall-enough"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "set_mode('thread')", "Threads", id="mode.thread", tooltip="Run jobs on threads"),
+        Binding("p", "set_mode('process')", "Pool", id="mode.process", tooltip="Run jobs on a process pool"),
+        Binding(
+            "s",
+            "set_mode('process-per-job')",
+            "Per job",
+            id="mode.process_per_job",
+            tooltip="Start a new process for every job",
+        ),
+        Binding("r,enter", "run_batch", "Run", id="run", tooltip="Run a batch of the picked job"),
+        Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size and job count"),
+        Binding(
+            "plus,equals_sign",
+            "change_workers(1)",
+            "Worker",
+            key_display="+",
+            id="workers.more",
+            tooltip="One more worker",
+        ),
+        Binding(
+            "minus",
+            "change_workers(-1)",
+            "Worker",
+            key_display="-",
+            id="workers.fewer",
+            tooltip="One worker fewer",
+        ),
+        Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
+        Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
+        Binding("x", "clear_results", "Clear", id="clear", tooltip="Clear job history and comparisons"),
+        Binding(
+            "question_mark,f1", "help", "Help", key_display="?", id="help", tooltip="What each mode shows"
+        ),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Stop all jobs and quit"),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        task: str = "count_primes",
+        size: int | None = None,
+        jobs: int | None = None,
+        refresh: float = 4.0,
+        sampler: Sampler | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        snapshot_source: Callable[[], EngineSnapshot] | None = None,
+        auto_baseline: bool = True,
+        lag_monitor: LoopLagMonitor | None = None,
+        python: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        info = engine.catalog.get(task)
+        self.task_name = info.name
+        self.task_size = size if size is not None else info.default_size
+        self.task_jobs = jobs if jobs is not None else 4 * engine.usable_cpus
+        self.refresh_hz = refresh
+        self.sampler: Sampler = sampler if sampler is not None else PsutilSampler()
+        self.clock = clock
+        self.snapshot_source = snapshot_source or engine.snapshot
+        self.auto_baseline = auto_baseline
+        self.history = CoreHistory(seconds=60)
+        # A monitor passed in is shown as it is (tests); the app's own one runs live.
+        self._measure_lag = lag_monitor is None
+        self.lag = lag_monitor if lag_monitor is not None else LoopLagMonitor()
+        self.python = python if python is not None else python_label()
+        self._last_sample: CpuSample | None = None
+        self._binding_state: tuple[object, ...] = ()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._quitting = False
+
+    # --- layout -----------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        with VerticalScroll(id="main"):
+            with Horizontal(id="top"):
+                with Vertical(id="cores-panel", classes="panel") as cores:
+                    cores.border_title = "Cores"
+                    cores.border_subtitle = "load · last 60 s · ◆ coredash worker"
+                    yield CoreGrid(id="cores")
+                    yield MonitorPanel(id="monitor")
+                with Vertical(id="right"):
+                    with Vertical(id="queue-panel", classes="panel") as queue:
+                        queue.border_title = "Queue & workers"
+                        yield WorkersPanel(id="workers")
+                    with Vertical(id="compare-panel", classes="panel") as compare:
+                        compare.border_title = "Threads vs processes"
+                        yield ComparisonPanel(id="comparison")
+            with Vertical(id="jobs-panel", classes="panel") as jobs:
+                jobs.border_title = "Completion times"
+                jobs.border_subtitle = "select a row for details and traceback"
+                yield JobsTable(id="jobs")
+        yield Static("", id="too-small")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        prime = getattr(self.sampler, "prime", None)
+        if callable(prime):
+            prime()
+        if self._measure_lag:
+            self.run_worker(self.lag.run(), name="loop-lag", group="monitor", exit_on_error=False)
+        self.set_interval(1 / self.refresh_hz, self.tick, name="tick")
+        self.tick()
+        if self.engine.mode is Mode.PROCESS:
+            self._warm_pool()
+
+    def _update_too_small_notice(self) -> None:
+        # Which panels show is CSS (the -tiny/-short breakpoint classes); this
+        # only keeps the notice's numbers current.
+        width, height = self.size
+        if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+            self.query_one("#too-small", Static).update(TOO_SMALL.format(*MIN_SIZE, width, height))
+
+    # --- the tick -----------------------------------------------------------
+
+    def tick(self) -> None:
+        """Sample once, then hand every widget what to draw."""
+        if self._quitting or not self.is_running:
+            return
+        sample = self.sampler.sample(self.engine.live_worker_pids())
+        self._last_sample = sample
+        self.history.add(sample)
+        snapshot = self.snapshot_source()
+        now = self.clock()
+        try:
+            self._update_too_small_notice()
+            with self.batch_update():
+                self._update_widgets(snapshot, sample, now)
+        except NoMatches:
+            return  # the app is shutting down: the widgets are already gone
+        self._refresh_bindings_if_needed(snapshot)
+
+    def _update_widgets(self, snapshot: EngineSnapshot, sample: CpuSample, now: float) -> None:
+        info = self.engine.catalog.get(self.task_name)
+        params = info.params_for(self.task_size)
+        self.query_one(StatusLine).data = StatusData(
+            mode=snapshot.mode,
+            workers=snapshot.workers,
+            usable_cpus=snapshot.usable_cpus,
+            python=self.python,
+            gil_enabled=gil_enabled(),
+            refresh_hz=self.refresh_hz,
+            task=self.task_name,
+            params=tuple(params.items()),
+            jobs=self.task_jobs,
+            draining=snapshot.draining,
+            start_method=self.engine.start_method,
+        )
+        cores = len(sample.per_core)
+        self.query_one(CoreGrid).update_data(
+            CoreGridData(
+                per_core=sample.per_core,
+                history=tuple(tuple(self.history.series(core)) for core in range(cores)),
+                usable=sample.usable,
+                marks=core_marks(snapshot, sample),
+            )
+        )
+        running = snapshot.counts.get(JobState.RUNNING, 0)
+        self.query_one(MonitorPanel).data = MonitorData(
+            sample=sample,
+            lag=self.lag.stats(),
+            mode=snapshot.mode,
+            usable_cpus=snapshot.usable_cpus,
+            running=running,
+        )
+        self.query_one(WorkersPanel).data = WorkersData(
+            queued_total=snapshot.counts.get(JobState.QUEUED, 0),
+            queued_next=tuple((job.id, job.task, job.label) for job in snapshot.queued[:4]),
+            rows=tuple(worker_rows(snapshot, sample, now)),
+            progress=batch_progress(snapshot, now),
+            counts=dict(snapshot.counts),
+        )
+        self.query_one(ComparisonPanel).data = ComparisonData(
+            comparison=comparison(snapshot, (self.task_name, params)),
+            usable_cpus=snapshot.usable_cpus,
+            current_mode=snapshot.mode,
+        )
+        self.query_one(JobsTable).sync(snapshot.recent)
+
+    def _refresh_bindings_if_needed(self, snapshot: EngineSnapshot) -> None:
+        state = (
+            snapshot.mode,
+            snapshot.workers,
+            snapshot.counts.get(JobState.QUEUED, 0) > 0,
+            bool(snapshot.active),
+        )
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    # --- engine events ---------------------------------------------------
+
+    def _on_engine_event(self, event: EngineEvent) -> None:
+        # Called on the loop thread by the engine, so notify() is safe here.
+        if isinstance(event, BatchFinished):
+            summary = event.summary
+            speedup = "" if summary.speedup is None else f" · speedup {summary.speedup:.2f}×"
+            problems = summary.failed + summary.cancelled
+            self.notify(
+                f"{summary.task} ×{summary.jobs} on {summary.mode} ({summary.workers} w): "
+                f"{format_seconds(summary.makespan_s)} · parallelism {summary.parallelism:.2f}{speedup}"
+                + (f" · {summary.failed} failed, {summary.cancelled} cancelled" if problems else ""),
+                title=f"Batch {summary.batch_id} finished",
+                severity="warning" if problems else "information",
+                markup=False,
+            )
+        elif isinstance(event, PoolNotice):
+            self.notify(event.message, title="Worker died", severity="warning", timeout=8, markup=False)
+        elif isinstance(event, ConfigChanged | HistoryCleared):
+            self.call_later(self.tick)
+        elif isinstance(event, JobChanged) and event.state is JobState.FAILED and event.job.label:
+            # A failed baseline explains why no speedup will show for that task.
+            self.notify(
+                f"{event.job.label} for {event.job.task} failed: {event.job.error}",
+                severity="warning",
+                markup=False,
+            )
+
+    # --- actions -----------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "set_mode" and parameters and parameters[0] == self.engine.mode.value:
+            return None  # shown dimmed: already in that mode
+        if action == "change_workers" and parameters:
+            step = int(str(parameters[0]))
+            target = self.engine.workers + step
+            if not 1 <= target <= max_workers_allowed(self.engine.usable_cpus):
+                return None
+        snapshot_counts = self.snapshot_source().counts
+        if action == "cancel_queued" and not snapshot_counts.get(JobState.QUEUED, 0):
+            return None
+        if action == "kill_running" and not (
+            snapshot_counts.get(JobState.RUNNING, 0) + snapshot_counts.get(JobState.DISPATCHED, 0)
+        ):
+            return None
+        return True
+
+    def action_set_mode(self, mode: str) -> None:
+        new = Mode.parse(mode)
+        if new is self.engine.mode:
+            return
+        self.engine.set_mode(new)
+        if new is Mode.PROCESS:
+            self._warm_pool()
+        self.notify(f"mode: {new.label}", timeout=2)
+
+    def _warm_pool(self) -> None:
+        # Start the pool's workers now, not when the first batch arrives.
+        self.run_worker(
+            self.engine.warm_up(), name="warm-up", group="warm", exclusive=True, exit_on_error=False
+        )
+
+    def action_run_batch(self) -> None:
+        info = self.engine.catalog.get(self.task_name)
+        params = info.params_for(self.task_size)
+        try:
+            if self.auto_baseline and not self.engine.has_baseline(info.name, params, self.engine.mode):
+                already = any(job.label and job.task == info.name for job in self.snapshot_source().queued)
+                if not already:
+                    self.engine.submit_baseline(info.name, params)
+            self.engine.submit_batch(info.name, self.task_jobs, params)
+        except (EngineError, CatalogError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.tick()
+
+    def action_pick_job(self) -> None:
+        def chosen(choice: JobChoice | None) -> None:
+            if choice is None:
+                return
+            self.task_name, self.task_size, self.task_jobs = choice.task, choice.size, choice.jobs
+            if choice.run_now:
+                self.action_run_batch()
+            else:
+                self.tick()
+
+        self.push_screen(
+            JobPickerScreen(self.engine.catalog, self.task_name, self.task_size, self.task_jobs), chosen
+        )
+
+    def action_change_workers(self, step: int) -> None:
+        target = self.engine.workers + int(step)
+        limit = max_workers_allowed(self.engine.usable_cpus)
+        if not 1 <= target <= limit:
+            self.notify(f"workers stay between 1 and {limit}", severity="warning", timeout=2)
+            return
+        self.engine.set_workers(target)
+
+    def action_cancel_queued(self) -> None:
+        count = self.engine.cancel_queued()
+        self.notify(f"cancelled {count} queued job{'s' if count != 1 else ''}", timeout=3)
+
+    def action_kill_running(self) -> None:
+        count = self.engine.kill_running()
+        how = "threads stop at their next checkpoint" if self.engine.mode is Mode.THREAD else "workers ended"
+        self.notify(f"stopping {count} running job{'s' if count != 1 else ''} ({how})", timeout=3)
+
+    def action_clear_results(self) -> None:
+        self.engine.clear_history()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.BINDINGS))
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        await self.engine.close(grace=1.0)
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        self._quitting = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await self.engine.close(grace=1.0)
+
+    @on(DataTable.RowSelected, "#jobs")
+    def _show_job(self, event: DataTable.RowSelected) -> None:
+        job = self.engine.job(int(str(event.row_key.value)))
+        if job is None:
+            job = next((j for j in self.snapshot_source().recent if str(j.id) == event.row_key.value), None)
+        if job is not None:
+            self.push_screen(JobDetailScreen(job))
+
+    # --- command palette ------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        engine = self.engine
+        for mode in (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB):
+            if mode is not engine.mode:
+                yield SystemCommand(
+                    f"Mode: {mode.label}",
+                    f"Switch executor to {mode.label} (queued jobs follow; running ones finish)",
+                    lambda mode=mode: self.action_set_mode(mode.value),
+                )
+        params = format_params(engine.catalog.get(self.task_name).params_for(self.task_size))
+        yield SystemCommand(
+            "Run batch",
+            f"{self.task_name} {params} ×{self.task_jobs} on {engine.mode.label}",
+            self.action_run_batch,
+        )
+        yield SystemCommand("Pick job", "Choose task, size and job count", self.action_pick_job)
+        if engine.workers < max_workers_allowed(engine.usable_cpus):
+            yield SystemCommand("Add worker", f"{engine.workers} → {engine.workers + 1}", self._more)
+        if engine.workers > 1:
+            yield SystemCommand("Remove worker", f"{engine.workers} → {engine.workers - 1}", self._fewer)
+        counts = self.snapshot_source().counts
+        if counts.get(JobState.QUEUED, 0):
+            yield SystemCommand(
+                "Cancel queued", f"{counts[JobState.QUEUED]} job(s) waiting", self.action_cancel_queued
+            )
+        if counts.get(JobState.RUNNING, 0) + counts.get(JobState.DISPATCHED, 0):
+            yield SystemCommand("Kill running", "Stop the running jobs", self.action_kill_running)
+        yield SystemCommand("Clear results", "Forget ended jobs and comparisons", self.action_clear_results)
+        yield SystemCommand("Help", "What each mode demonstrates, and every key", self.action_help)
+
+    def _more(self) -> None:
+        self.action_change_workers(1)
+
+    def _fewer(self) -> None:
+        self.action_change_workers(-1)
+
+
+def stray_job_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX) and t.is_alive()]
+
+
+def run_app(options: AppOptions) -> int:
+    # The engine is built before the app runs: multiprocessing's helper processes
+    # must start while sys.stderr is still the real one (Textual replaces it).
+    engine = Engine(
+        mode=options.mode,
+        workers=options.workers,
+        start_method=options.start_method,
+        catalog=options.catalog,
+    )
+    app = CoredashApp(
+        engine,
+        task=options.task,
+        size=options.size,
+        jobs=options.jobs,
+        refresh=options.refresh,
+    )
+    code = app.run()
+    strays = stray_job_threads()
+    if strays:
+        # A thread cannot be killed, and Python waits for executor threads at exit.
+        # The terminal is restored by now; do not keep the user waiting on a job
+        # that ignores the cancel flag.
+        sys.stderr.write(
+            f"coredash: {len(strays)} thread job(s) ignored the cancel request; exiting without them\n"
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code or 0)
+    return code or 0

@@ -1,0 +1,215 @@
+"""CPU sampling with psutil, in one place, apart from drawing.
+
+``PsutilSampler.sample()`` is called once per tick by the app. It measures,
+since the previous call: each core's load (``psutil.cpu_percent(percpu=True)``;
+never ``cpu_times_percent(percpu=True)``, which is wrong below 1 s), coredash's
+own process, the worker threads inside it and the worker processes, plus the
+core each worker is on now. ``psutil.Process`` objects are cached across samples:
+a fresh object has no baseline and would read 0 %.
+
+``CoreHistory`` keeps about a minute of per-core load as one-second averages.
+Neither imports Textual; a fixed series of ``CpuSample`` can stand in for the
+sampler (the snapshot tests do), and the real sampler is tested against real load.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import psutil
+
+from coredash.engine.backends import THREAD_NAME_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoad:
+    """One worker thread or process: where it is and how busy it was."""
+
+    core: int | None  # the CPU it is on (or last ran on)
+    cores: float  # CPU used over the interval, in cores (1.0 = one core busy)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    at: float  # monotonic time of the sample
+    interval: float  # seconds covered
+    per_core: tuple[float, ...]  # percent busy per logical core, whole machine
+    usable: frozenset[int]  # cores coredash may run on
+    process_cores: float  # coredash's own process, all threads
+    ui_cores: float  # coredash minus its job threads: the monitor's own cost
+    worker_threads: dict[int, WorkerLoad] = field(default_factory=dict)  # native tid ->
+    worker_processes: dict[int, WorkerLoad] = field(default_factory=dict)  # pid ->
+
+    @property
+    def workers_cores(self) -> float:
+        threads = sum(load.cores for load in self.worker_threads.values())
+        return threads + sum(load.cores for load in self.worker_processes.values())
+
+
+class Sampler(Protocol):
+    def sample(self, worker_pids: Iterable[int]) -> CpuSample: ...
+
+
+def job_thread_ids() -> set[int]:
+    """Native ids of this process's job threads (named by the engine's thread pool)."""
+    return {
+        thread.native_id
+        for thread in threading.enumerate()
+        if thread.name.startswith(THREAD_NAME_PREFIX) and thread.native_id is not None
+    }
+
+
+def thread_core(pid: int, tid: int) -> int | None:
+    """The core a thread last ran on: field 39 of /proc/<pid>/task/<tid>/stat."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[36])
+    except (IndexError, ValueError):
+        return None
+
+
+def usable_cores() -> frozenset[int]:
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return frozenset(range(psutil.cpu_count() or 1))
+
+
+class PsutilSampler:
+    """Real measurements. Call ``prime()`` once; every later ``sample()`` covers the gap."""
+
+    def __init__(self) -> None:
+        self._clock = time.monotonic
+        self._me = psutil.Process()
+        self._pid = os.getpid()
+        self._usable = usable_cores()
+        self._processes: dict[int, psutil.Process] = {}
+        self._last_at = self._clock()
+        self._last_process_cpu = self._process_cpu()
+        self._last_thread_cpu: dict[int, float] = {}
+        psutil.cpu_percent(percpu=True)  # the first call only sets the baseline
+
+    def _process_cpu(self) -> float:
+        times = self._me.cpu_times()
+        return float(times.user + times.system)
+
+    def prime(self) -> None:
+        self.sample(())
+
+    def sample(self, worker_pids: Iterable[int]) -> CpuSample:
+        now = self._clock()
+        interval = max(1e-6, now - self._last_at)
+        per_core = tuple(float(p) for p in psutil.cpu_percent(percpu=True))
+
+        process_cpu = self._process_cpu()
+        process_cores = max(0.0, process_cpu - self._last_process_cpu) / interval
+
+        job_tids = job_thread_ids()
+        thread_cpu: dict[int, float] = {}
+        try:
+            for thread in self._me.threads():
+                if thread.id in job_tids:
+                    thread_cpu[thread.id] = float(thread.user_time + thread.system_time)
+        except psutil.Error:
+            pass
+        worker_threads: dict[int, WorkerLoad] = {}
+        for tid, cpu in thread_cpu.items():
+            used = max(0.0, cpu - self._last_thread_cpu.get(tid, cpu)) / interval
+            worker_threads[tid] = WorkerLoad(core=thread_core(self._pid, tid), cores=used)
+        job_thread_cores = sum(load.cores for load in worker_threads.values())
+
+        worker_processes: dict[int, WorkerLoad] = {}
+        wanted = set(worker_pids)
+        for pid in list(self._processes):
+            if pid not in wanted:
+                del self._processes[pid]
+        for pid in wanted:
+            process = self._processes.get(pid)
+            try:
+                if process is None:
+                    # New: baseline now, report from the next sample on.
+                    process = self._processes[pid] = psutil.Process(pid)
+                    process.cpu_percent(None)
+                    worker_processes[pid] = WorkerLoad(core=process.cpu_num(), cores=0.0)
+                    continue
+                with process.oneshot():
+                    cores = process.cpu_percent(None) / 100.0
+                    worker_processes[pid] = WorkerLoad(core=process.cpu_num(), cores=cores)
+            except psutil.Error:
+                self._processes.pop(pid, None)
+
+        self._last_at = now
+        self._last_process_cpu = process_cpu
+        self._last_thread_cpu = thread_cpu
+        return CpuSample(
+            at=now,
+            interval=interval,
+            per_core=per_core,
+            usable=self._usable,
+            process_cores=process_cores,
+            ui_cores=max(0.0, process_cores - job_thread_cores),
+            worker_threads=worker_threads,
+            worker_processes=worker_processes,
+        )
+
+
+class FixedSampler:
+    """A scripted series of samples (deterministic screenshots and snapshot tests)."""
+
+    def __init__(self, samples: Sequence[CpuSample]) -> None:
+        if not samples:
+            raise ValueError("FixedSampler needs at least one sample")
+        self._samples = list(samples)
+        self._next = 0
+
+    def prime(self) -> None:
+        pass
+
+    def sample(self, worker_pids: Iterable[int]) -> CpuSample:
+        sample = self._samples[min(self._next, len(self._samples) - 1)]
+        self._next += 1
+        return sample
+
+
+class CoreHistory:
+    """Per-core load as one-second averages, about a minute of it."""
+
+    def __init__(self, seconds: int = 60) -> None:
+        self.seconds = seconds
+        self._columns: deque[tuple[float, ...]] = deque(maxlen=seconds)
+        self._bucket_start: float | None = None
+        self._sums: list[float] = []
+        self._count = 0
+
+    def add(self, sample: CpuSample) -> None:
+        if self._bucket_start is None:
+            self._bucket_start = sample.at
+        if len(self._sums) != len(sample.per_core):
+            self._sums = [0.0] * len(sample.per_core)
+            self._count = 0
+        for index, value in enumerate(sample.per_core):
+            self._sums[index] += value
+        self._count += 1
+        if sample.at - self._bucket_start >= 1.0:
+            self._columns.append(tuple(total / self._count for total in self._sums))
+            self._bucket_start = sample.at
+            self._sums = [0.0] * len(sample.per_core)
+            self._count = 0
+
+    def series(self, core: int) -> list[float]:
+        """Oldest first; finished seconds only."""
+        return [column[core] for column in self._columns if core < len(column)]
+
+    def __len__(self) -> int:
+        return len(self._columns)

@@ -1,0 +1,1 @@
+"""Modal screens: help, the job picker, and a job's details."""

@@ -1,0 +1,98 @@
+"""What each mode demonstrates, what every number means, and every key (from the live bindings)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+EXPLANATION = """\
+# coredash: what you are looking at
+
+coredash runs the jobs you pick on an executor chosen with one key, from its own
+asyncio event loop, and shows what your cores do meanwhile.
+
+## The three modes
+
+**t · threads**: jobs run on a `ThreadPoolExecutor` *inside coredash's own process*.
+Pure-Python jobs (count_primes, mandelbrot) hold the GIL, so however many worker
+threads there are, only one runs Python at a time: the core bars share about one
+core between them, *coredash process* sits near **1.0 cores**, and the event-loop
+lag rises because the UI has to win the GIL too. Jobs that release the GIL
+(sha256, zlib_compress, sleep) do run in parallel on threads.
+
+**p · process pool**: a `ProcessPoolExecutor`: long-lived worker processes, each
+with its own interpreter and its own GIL. Pure-Python jobs fill every core. The
+price is pickling arguments and results through pipes: run `tiny` or `payload`
+and watch the overhead column.
+
+**s · process per job**: a fresh `multiprocessing.Process` for every job, awaited
+without blocking the loop. It shows what starting a process costs (wait and
+overhead), and that killing one job never harms another.
+
+Switching mode mid-batch is fine: queued jobs go to the new mode, running jobs
+finish where they are.
+
+## The numbers
+
+- **wait**: submitted → started (queueing, then dispatch). **run**: inside the
+  worker. **overhead**: dispatch → start, plus finish → result seen by the loop.
+- **CPU÷wall**: the job's CPU time over its run time. ~1.0 means it had a core;
+  pure-Python jobs on N threads show about 1/N: the rest was waiting for the GIL.
+- **makespan**: first job dispatched → last job done. **parallelism**: Σ job CPU
+  time ÷ makespan, the cores a batch really kept busy.
+- **speedup**: a serial estimate ÷ makespan. The serial estimate comes from jobs
+  that ran *alone* (before a batch of a new task or size coredash queues one
+  *serial baseline* job for that), never from summed run times, which would count
+  waiting for the GIL as work. **efficiency**: speedup ÷ workers.
+- **monitor (UI)**: coredash's own CPU outside job threads (sampling + drawing).
+- **event-loop lag**: how late the UI loop's timers fire (p50/p99, last 5 s).
+
+## Keys
+"""
+
+
+def keys_table(bindings: Iterable[BindingType]) -> str:
+    rows = ["| key | footer | does |", "|---|---|---|"]
+    for binding in bindings:
+        if not isinstance(binding, Binding) or not binding.description:
+            continue
+        keys = binding.key_display or ", ".join(binding.key.split(","))
+        rows.append(f"| `{keys}` | {binding.description} | {binding.tooltip or binding.description} |")
+    rows.append("| `ctrl+p` | palette | every action, themes, screenshots |")
+    rows.append("| `ctrl+q` | | quit, like `q` |")
+    return "\n".join(rows)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close"),
+    ]
+
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+    }
+    HelpScreen > VerticalScroll {
+        width: 96;
+        max-width: 95%;
+        height: 90%;
+        border: round $accent;
+        border-title-color: $accent;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
+        super().__init__()
+        self._text = EXPLANATION + keys_table(bindings) + "\n\nPress **escape** to close."
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = "Help"
+            yield Markdown(self._text)

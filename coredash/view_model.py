@@ -1,0 +1,184 @@
+"""What the dashboard shows, computed from engine snapshots and CPU samples.
+
+Pure functions, no Textual: widgets only draw what these return, and the tests
+check the numbers here without running an app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coredash.engine import BatchRecord, BatchSummary, EngineSnapshot, JobRecord, JobState, Mode
+from coredash.sampling import CpuSample
+
+MODE_ORDER = (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB)
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in params.items())
+
+
+def format_seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 0.001:
+        return f"{value * 1e6:.0f} µs"
+    if value < 1:
+        return f"{value * 1e3:.1f} ms" if value < 0.1 else f"{value * 1e3:.0f} ms"
+    if value < 60:
+        return f"{value:.2f} s"
+    minutes, seconds = divmod(value, 60)
+    return f"{minutes:.0f} m {seconds:02.0f} s"
+
+
+@dataclass(frozen=True, slots=True)
+class CoreMark:
+    """A coredash worker running a job on a core right now."""
+
+    core: int
+    slot: int
+    job_id: int
+    label: str  # e.g. "w1 #12"
+
+
+def live_core(job: JobRecord, sample: CpuSample | None) -> int | None:
+    """Where the job's worker is now (sampled), else where the job started."""
+    if sample is not None:
+        if job.mode is Mode.THREAD and job.thread_id is not None:
+            load = sample.worker_threads.get(job.thread_id)
+            if load is not None and load.core is not None:
+                return load.core
+        elif job.pid is not None:
+            proc_load = sample.worker_processes.get(job.pid)
+            if proc_load is not None and proc_load.core is not None:
+                return proc_load.core
+    return job.core
+
+
+def core_marks(snapshot: EngineSnapshot, sample: CpuSample | None) -> dict[int, list[CoreMark]]:
+    marks: dict[int, list[CoreMark]] = {}
+    for job in snapshot.active:
+        if job.state is not JobState.RUNNING:
+            continue
+        core = live_core(job, sample)
+        if core is None or job.slot is None:
+            continue
+        marks.setdefault(core, []).append(
+            CoreMark(core=core, slot=job.slot, job_id=job.id, label=f"w{job.slot + 1} #{job.id}")
+        )
+    for found in marks.values():
+        found.sort(key=lambda mark: mark.slot)
+    return marks
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    slot: int
+    job: JobRecord | None  # None: idle
+    elapsed_s: float | None
+    where: str
+    core: int | None
+    cpu_cores: float | None  # how busy that worker was over the last sample
+
+
+def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) -> list[WorkerRow]:
+    """One row per worker slot, plus any job still draining on a slot beyond the count."""
+    by_slot = {job.slot: job for job in snapshot.active if job.slot is not None}
+    slots = sorted(set(range(snapshot.workers)) | set(by_slot))
+    rows = []
+    for slot in slots:
+        job = by_slot.get(slot)
+        if job is None:
+            rows.append(WorkerRow(slot, None, None, "idle", None, None))
+            continue
+        started = job.started if job.started is not None else job.dispatched
+        elapsed = max(0.0, now - started) if started is not None else None
+        busy: float | None = None
+        if sample is not None:
+            if job.mode is Mode.THREAD and job.thread_id is not None:
+                load = sample.worker_threads.get(job.thread_id)
+                busy = load.cores if load is not None else None
+            elif job.pid is not None:
+                proc_load = sample.worker_processes.get(job.pid)
+                busy = proc_load.cores if proc_load is not None else None
+        where = job.where if job.state is JobState.RUNNING else "starting…"
+        rows.append(WorkerRow(slot, job, elapsed, where, live_core(job, sample), busy))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    batch: BatchRecord
+    ended: int
+    running: int
+    elapsed_s: float
+    eta_s: float | None  # None until a job has ended, and once all have
+
+
+def batch_progress(snapshot: EngineSnapshot, now: float) -> BatchProgress | None:
+    """The newest batch: still running, or the last one that finished."""
+    if not snapshot.batches:
+        return None
+    batch = snapshot.batches[-1]
+    active = {job.id for job in snapshot.active if job.batch_id == batch.id}
+    if batch.summary is not None:
+        elapsed = batch.summary.makespan_s
+        return BatchProgress(batch, batch.ended, 0, elapsed, None)
+    elapsed = max(0.0, now - batch.submitted)
+    remaining = batch.count - batch.ended
+    eta = elapsed / batch.ended * remaining if batch.ended and remaining else None
+    return BatchProgress(batch, batch.ended, len(active), elapsed, eta)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The latest finished batch in each mode for one task and size, side by side."""
+
+    task: str
+    params: dict[str, Any]
+    rows: tuple[tuple[Mode, BatchSummary | None], ...]
+
+    @property
+    def longest_makespan(self) -> float:
+        return max((s.makespan_s for _, s in self.rows if s is not None), default=0.0)
+
+
+def comparison(
+    snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]] | None = None
+) -> Comparison | None:
+    """Compare modes for ``focus`` (task, params), or for the newest batch's task and size."""
+    batches = list(snapshot.batches)
+    if focus is None:
+        if not batches:
+            return None
+        focus = (batches[-1].task, batches[-1].params)
+    task, params = focus
+    latest: dict[Mode, BatchSummary] = {}
+    for batch in batches:
+        summary = batch.summary
+        if summary is None or batch.task != task or batch.params != params:
+            continue
+        if summary.mode in {mode.value for mode in MODE_ORDER}:  # a "mixed" batch compares nothing
+            latest[Mode(summary.mode)] = summary
+    return Comparison(task, dict(params), tuple((mode, latest.get(mode)) for mode in MODE_ORDER))
+
+
+def cpu_ratio_text(job: JobRecord) -> str:
+    ratio = job.cpu_ratio
+    return "–" if ratio is None else f"{ratio:.2f}"
+
+
+def job_note(job: JobRecord) -> str:
+    if job.state is JobState.DONE:
+        return job.result_repr or ""
+    return job.error or ""
+
+
+def load_level(percent: float) -> str:
+    """Colour band of a load figure: low / mid / high."""
+    if percent >= 80:
+        return "high"
+    if percent >= 40:
+        return "mid"
+    return "low"

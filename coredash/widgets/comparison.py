@@ -1,0 +1,111 @@
+"""Thread vs process at one glance: the latest batch of one task and size in each mode.
+
+Makespan bars share one scale (shorter is better); parallelism bars are scaled to
+the usable cores (Σ job CPU time ÷ makespan: how many cores the batch really kept
+busy). Speedup needs a serial baseline measured with a job running alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import RenderResult
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from coredash.engine import Mode
+from coredash.view_model import Comparison, format_params, format_seconds
+from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
+from coredash.widgets.status_line import MODE_KEYS
+
+MODE_STYLE = {Mode.THREAD: "$warning", Mode.PROCESS: "$success", Mode.PROCESS_PER_JOB: "$secondary"}
+
+
+@dataclass(frozen=True)
+class ComparisonData:
+    comparison: Comparison | None = None
+    usable_cpus: int = 1
+    current_mode: Mode = Mode.THREAD
+
+
+def comparison_rows(data: ComparisonData, width: int) -> list[Row]:
+    found = data.comparison
+    if found is None:
+        return [
+            [
+                ("Run a batch (", MUTED),
+                ("r", "bold $accent"),
+                (") in each mode to compare them here:", MUTED),
+            ],
+            [
+                ("  ", ""),
+                ("t", "bold $accent"),
+                (" threads, ", MUTED),
+                ("p", "bold $accent"),
+                (" process pool, ", MUTED),
+                ("s", "bold $accent"),
+                (" a process per job.", MUTED),
+            ],
+        ]
+    # marker 2 + mode 16 + bar + makespan 9 + gap 2 + bar + parallelism 6 + speedup 9 + efficiency 6
+    fixed, tail_room = 50, 16
+    bar_width = max(4, min(26, (width - fixed - tail_room) // 2))
+    longest = found.longest_makespan or 1.0
+    rows: list[Row] = [
+        [
+            (f"{found.task} {format_params(found.params)}", "bold"),
+            (f"  latest batch per mode · cores busy out of {data.usable_cpus}", MUTED),
+        ],
+        [
+            cell("", 18),
+            cell("makespan", bar_width + 9, "bold"),
+            cell("  cores busy", bar_width + 8, "bold"),
+            cell("speedup", 9, "bold", ">"),
+            cell("effic", 6, "bold", ">"),
+        ],
+    ]
+    for mode, summary in found.rows:
+        marker = "▶ " if mode is data.current_mode else "  "
+        name: Row = [(marker, "bold $accent"), cell(mode.label, 16, f"bold {MODE_STYLE[mode]}")]
+        if summary is None:
+            rows.append(
+                [
+                    *name,
+                    ("not run yet: press ", FAINT),
+                    (MODE_KEYS[mode], "bold $accent"),
+                    (" then ", FAINT),
+                    ("r", "bold $accent"),
+                ]
+            )
+            continue
+        row: Row = [*name]
+        row += hbar(summary.makespan_s / longest, bar_width, MODE_STYLE[mode])
+        row.append(cell(format_seconds(summary.makespan_s), 9, "bold", ">"))
+        row.append("  ")
+        row += hbar(summary.parallelism / max(1, data.usable_cpus), bar_width, MODE_STYLE[mode])
+        row.append(cell(f"{summary.parallelism:.2f}", 6, "bold", ">"))
+        speedup = "–" if summary.speedup is None else f"{summary.speedup:.2f}×"
+        efficiency = "–" if summary.efficiency is None else f"{summary.efficiency:.0%}"
+        row += [cell(speedup, 9, "bold", ">"), cell(efficiency, 6, "", ">")]
+        tail = f"  ×{summary.jobs} on {summary.workers}w"
+        if not summary.complete:
+            tail += f", {summary.failed + summary.cancelled} not done"
+        if width - (fixed + 2 * bar_width) >= len(tail):
+            row.append((tail, MUTED))
+        elif not summary.complete:
+            row.append(("  !", "bold $error"))
+        rows.append(row)
+    return rows
+
+
+class ComparisonPanel(Widget):
+    DEFAULT_CSS = """
+    ComparisonPanel {
+        height: auto;
+    }
+    """
+
+    data: reactive[ComparisonData] = reactive(ComparisonData)
+
+    def render(self) -> RenderResult:
+        return content(comparison_rows(self.data, self.size.width))

@@ -1,0 +1,92 @@
+"""coredash's own footprint: its process CPU in cores, the workers', the UI's, and loop lag.
+
+In thread mode with pure-Python jobs "coredash process" sits near 1.0 core however
+many workers there are: the GIL, visible. The UI line is what the monitor itself
+costs (sampling + drawing), so nobody mistakes it for job load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import RenderResult
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from coredash.engine import Mode
+from coredash.loop_lag import LagStats
+from coredash.sampling import CpuSample
+from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
+
+LABEL_WIDTH = 17
+
+
+@dataclass(frozen=True)
+class MonitorData:
+    sample: CpuSample | None = None
+    lag: LagStats | None = None
+    mode: Mode = Mode.THREAD
+    usable_cpus: int = 1
+    running: int = 0
+
+
+def _cores_row(label: str, cores: float, usable: int, width: int, note: str = "") -> Row:
+    room = width - LABEL_WIDTH - 11 - (len(note) + 2 if note else 0)
+    if room < 6:
+        note, room = "", width - LABEL_WIDTH - 11
+    bar_width = max(4, min(24, room))
+    level = "$error" if cores >= usable * 0.8 else "$warning" if cores >= usable * 0.4 else "$success"
+    row: Row = [cell(label, LABEL_WIDTH, "bold"), cell(f"{cores:4.2f} cores", 11, "bold")]
+    row += hbar(cores / max(1, usable), bar_width, level)
+    if note:
+        row.append((f"  {note}", MUTED))
+    return row
+
+
+def monitor_rows(data: MonitorData, width: int) -> list[Row]:
+    sample = data.sample
+    if sample is None:
+        return [[("measuring… (the first CPU sample needs a moment)", MUTED)]]
+    rows: list[Row] = []
+    in_threads = data.mode is Mode.THREAD
+    process_note = ""
+    if in_threads and data.running:
+        process_note = "the jobs run in here"
+    rows.append(_cores_row("coredash process", sample.process_cores, data.usable_cpus, width, process_note))
+    worker_note = "threads in coredash" if in_threads else "worker processes"
+    rows.append(_cores_row("job workers", sample.workers_cores, data.usable_cpus, width, worker_note))
+    rows.append(
+        [
+            cell("monitor (UI)", LABEL_WIDTH, "bold"),
+            (f"{sample.ui_cores * 100:4.1f}% of a core", "bold"),
+            ("  sampling + drawing", MUTED),
+        ]
+    )
+    lag = data.lag
+    if lag is None:
+        rows.append([cell("event-loop lag", LABEL_WIDTH, "bold"), ("measuring…", MUTED)])
+    else:
+        style = "$error" if lag.p99_ms >= 100 else "$warning" if lag.p99_ms >= 25 else "$success"
+        row: Row = [
+            cell("event-loop lag", LABEL_WIDTH, "bold"),
+            (f"p50 {lag.p50_ms:3.0f} ms", f"bold {style}"),
+            (" · ", FAINT),
+            (f"p99 {lag.p99_ms:3.0f} ms", f"bold {style}"),
+        ]
+        if lag.p99_ms >= 25 and in_threads and data.running:
+            row.append(("  the UI waits for the GIL too", MUTED))
+        rows.append(row)
+    return rows
+
+
+class MonitorPanel(Widget):
+    DEFAULT_CSS = """
+    MonitorPanel {
+        height: auto;
+    }
+    """
+
+    data: reactive[MonitorData] = reactive(MonitorData)
+
+    def render(self) -> RenderResult:
+        return content(monitor_rows(self.data, self.size.width))

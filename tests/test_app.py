@@ -1,0 +1,271 @@
+"""The real dashboard driven with Pilot: real engine, real executors, real tiny jobs.
+
+Waits are on conditions with short pauses: a bare ``pilot.pause()`` waits up to
+a second for the CPU to go idle, which it never does while jobs run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from textual.widgets import Input, OptionList
+
+from coredash.app import CoredashApp
+from coredash.engine import Engine, JobState, Mode
+from coredash.screens.help import HelpScreen
+from coredash.screens.job_detail import JobDetailScreen
+from coredash.screens.picker import JobPickerScreen
+from coredash.widgets.comparison import ComparisonPanel
+from coredash.widgets.core_grid import CoreGrid
+from coredash.widgets.jobs_table import JobsTable
+from coredash.widgets.status_line import StatusLine
+from tests.conftest import until, worker_children
+
+SIZE = (160, 45)
+
+
+def make_app(
+    mode: Mode = Mode.THREAD, task: str = "count_primes", size: int = 3000, jobs: int = 4
+) -> CoredashApp:
+    engine = Engine(mode=mode, workers=2)
+    return CoredashApp(engine, task=task, size=size, jobs=jobs, refresh=10)
+
+
+async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.05)
+
+
+def last_batch_finished(app: CoredashApp) -> bool:
+    batches = app.engine.snapshot().batches
+    return bool(batches) and batches[-1].finished
+
+
+async def test_mode_keys_switch_the_executor_and_the_status_line() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for key, mode in (("p", Mode.PROCESS), ("s", Mode.PROCESS_PER_JOB), ("t", Mode.THREAD)):
+            await pilot.press(key)
+            assert app.engine.mode is mode
+            await wait_until(pilot, lambda mode=mode: app.query_one(StatusLine).data.mode is mode)
+
+
+async def test_a_batch_in_each_mode_lands_side_by_side() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("t", "p", "s"):
+            await pilot.press(key, "r")
+            await wait_until(pilot, lambda: last_batch_finished(app), 60, "the batch to finish")
+        await wait_until(
+            pilot,
+            lambda: all(s is not None for _, s in app.query_one(ComparisonPanel).data.comparison.rows),  # type: ignore[union-attr]
+            what="all three modes in the comparison",
+        )
+        comparison = app.query_one(ComparisonPanel).data.comparison
+        assert comparison is not None
+        assert comparison.task == "count_primes"
+        assert [mode for mode, _ in comparison.rows] == [Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB]
+        for mode, summary in comparison.rows:
+            assert summary is not None
+            assert summary.mode == mode.value
+            assert summary.done == summary.jobs == 4
+        text = app.query_one(ComparisonPanel).render().plain  # type: ignore[union-attr]
+        for label in ("threads", "process pool", "process per job"):
+            assert label in text
+        # Every batch job plus the serial baseline job of each mode is in the table.
+        assert app.query_one(JobsTable).row_count == 3 * (4 + 1)
+
+
+async def test_switching_mode_mid_batch_moves_the_queue() -> None:
+    app = make_app(task="sleep", size=300, jobs=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("minus")  # one worker, so the batch is mostly queued
+        assert app.engine.workers == 1
+        app.auto_baseline = False
+        await pilot.press("r")
+        batch = app.engine.snapshot().batches[-1]
+        first = app.engine.job(batch.job_ids[0])
+        assert first is not None
+        await wait_until(pilot, lambda: first.state is JobState.RUNNING, what="the first job to run")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: batch.finished, 60, "the batch to finish")
+        modes = [app.engine.job(job_id).mode for job_id in batch.job_ids]  # type: ignore[union-attr]
+        assert modes[0] is Mode.THREAD
+        assert set(modes[1:]) == {Mode.PROCESS}
+        assert batch.summary is not None and batch.summary.mode == "mixed"
+
+
+@pytest.mark.parametrize("mode", [Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB])
+async def test_cancel_queued_and_kill_running_keys(mode: Mode) -> None:
+    app = make_app(mode=mode, task="sleep", size=10_000, jobs=6)
+    app.auto_baseline = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        batch = app.engine.snapshot().batches[-1]
+        await wait_until(
+            pilot, lambda: app.engine.snapshot().counts[JobState.RUNNING] == 2, 30, "two running jobs"
+        )
+        await pilot.press("c")
+        assert app.engine.snapshot().counts[JobState.QUEUED] == 0
+        began = time.monotonic()
+        await pilot.press("k")
+        await wait_until(pilot, lambda: batch.finished, 10, "the batch to end")
+        assert time.monotonic() - began < 5  # nobody waited out a 10 s sleep
+        jobs = [app.engine.job(job_id) for job_id in batch.job_ids]
+        assert all(job is not None and job.state is JobState.CANCELLED for job in jobs)
+        assert all(job is not None and job.error for job in jobs)  # each says why
+
+
+async def test_worker_keys_change_the_worker_count() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("plus")
+        assert app.engine.workers == 3
+        await pilot.press("minus", "minus")
+        assert app.engine.workers == 1
+        await pilot.press("minus")  # never below one
+        assert app.engine.workers == 1
+
+
+async def test_picker_validates_and_sets_the_batch() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("j")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobPickerScreen), what="the picker")
+        picker = app.screen
+        size, jobs = picker.query_one("#size", Input), picker.query_one("#jobs", Input)
+        error = picker.query_one("#error")
+
+        size.value = "0"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, JobPickerScreen)  # refused
+        assert "size: must be at least 1" in str(error.render())
+
+        size.value, jobs.value = "12", ""
+        await pilot.press("ctrl+s")
+        assert "jobs: enter a whole number" in str(error.render())
+
+        jobs.value = "999999999"
+        await pilot.press("ctrl+s")
+        assert "jobs: at most" in str(error.render())
+
+        tasks = picker.query_one("#tasks", OptionList)
+        tasks.highlighted = app.engine.catalog.names().index("sleep")
+        await pilot.pause(0.05)
+        size.value, jobs.value = "20", "3"
+        await pilot.press("ctrl+s")  # save without running
+        await wait_until(
+            pilot, lambda: not isinstance(app.screen, JobPickerScreen), what="the picker to close"
+        )
+        assert (app.task_name, app.task_size, app.task_jobs) == ("sleep", 20, 3)
+        assert not app.engine.snapshot().batches
+
+        await pilot.press("j")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobPickerScreen), what="the picker")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, JobPickerScreen)
+        assert not app.engine.snapshot().batches  # escape runs nothing
+
+
+async def test_help_screen_explains_modes_and_lists_every_key() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        text = app.screen._text  # type: ignore[attr-defined]
+        for binding in app.BINDINGS:
+            assert f"| {binding.description} | {binding.tooltip}" in text  # type: ignore[union-attr]
+        for phrase in ("ThreadPoolExecutor", "ProcessPoolExecutor", "multiprocessing.Process", "GIL"):
+            assert phrase in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_failed_job_shows_its_reason_and_traceback() -> None:
+    app = make_app(task="fail", size=1, jobs=1)
+    app.auto_baseline = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_until(pilot, lambda: last_batch_finished(app), what="the failing job")
+        table = app.query_one(JobsTable)
+        await wait_until(pilot, lambda: table.row_count == 1, what="the table row")
+        table.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobDetailScreen), what="the job details")
+        text = str(app.screen.query_one("Static").render())
+        assert "deliberate failure" in text
+        assert "raise ValueError" in text  # the worker's traceback
+
+
+async def test_clear_forgets_results() -> None:
+    app = make_app(jobs=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_until(pilot, lambda: last_batch_finished(app), what="the batch")
+        await wait_until(pilot, lambda: app.query_one(JobsTable).row_count > 0, what="rows")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: app.query_one(JobsTable).row_count == 0, what="an empty table")
+        comparison = app.query_one(ComparisonPanel).data.comparison
+        assert comparison is not None
+        assert all(summary is None for _, summary in comparison.rows)
+
+
+async def test_command_palette_offers_what_makes_sense_now() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Mode: threads" not in titles  # already there
+        assert "Mode: process pool" in titles
+        assert "Cancel queued" not in titles  # nothing queued
+        assert "Remove worker" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"process pool")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.engine.mode is Mode.PROCESS, what="the palette to switch mode")
+
+
+async def test_core_grid_tracks_real_load() -> None:
+    app = make_app(mode=Mode.PROCESS, task="sleep", size=100, jobs=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(app.query_one(CoreGrid).data.per_core) > 0, what="a sample")
+        assert len(app.query_one(CoreGrid).data.per_core) == len(
+            __import__("psutil").cpu_percent(percpu=True)
+        )
+
+
+async def test_too_small_terminal_gets_a_notice() -> None:
+    app = make_app()
+    async with app.run_test(size=(70, 20)) as pilot:
+        notice = app.query_one("#too-small")
+        main = app.query_one("#main")
+        await wait_until(pilot, lambda: "70×20" in str(notice.render()), what="the notice")
+        assert notice.display
+        assert not main.display
+        assert "at least 80×24" in str(notice.render())
+        await pilot.resize_terminal(100, 30)
+        await wait_until(pilot, lambda: main.display and not notice.display, what="the dashboard")
+
+
+async def test_quit_under_load_is_quick_and_leaves_no_worker() -> None:
+    app = make_app(mode=Mode.PROCESS, task="count_primes", size=50_000_000, jobs=6)
+    app.auto_baseline = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_until(
+            pilot, lambda: app.engine.snapshot().counts[JobState.RUNNING] == 2, 30, "saturated workers"
+        )
+        assert worker_children()
+        began = time.monotonic()
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.engine.closed, 5, "the engine to close")
+    assert time.monotonic() - began < 3
+    await until(lambda: not worker_children(), 5, "worker processes to go")

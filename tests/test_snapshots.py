@@ -1,0 +1,50 @@
+"""Screenshots of the dashboard from fixed inputs, compared with the stored SVGs.
+
+Update after a deliberate visual change with ``pytest tests/test_snapshots.py
+--snapshot-update``, and look at the new SVGs (rsvg-convert -> PNG) before committing.
+"""
+
+from __future__ import annotations
+
+from coredash.engine import Mode
+from tests.fixed_dashboard import make_fixed_app
+
+WIDE = (160, 45)
+
+
+def test_main_screen_threads(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.THREAD), terminal_size=WIDE)
+
+
+def test_main_screen_processes(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.PROCESS), terminal_size=WIDE)
+
+
+def test_main_screen_at_120x36(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.PROCESS), terminal_size=(120, 36))
+
+
+def test_main_screen_at_80x24(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.THREAD), terminal_size=(80, 24))
+
+
+def test_job_picker(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.THREAD), press=["j"], terminal_size=WIDE)
+
+
+def test_help_screen(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.THREAD), press=["question_mark"], terminal_size=WIDE)
+
+
+def test_job_detail_with_traceback(snap_compare) -> None:
+    async def open_failed_job(pilot) -> None:  # type: ignore[no-untyped-def]
+        table = pilot.app.query_one("#jobs")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("63"))
+        await pilot.press("enter")
+
+    assert snap_compare(make_fixed_app(Mode.THREAD), run_before=open_failed_job, terminal_size=WIDE)
+
+
+def test_too_small_notice(snap_compare) -> None:
+    assert snap_compare(make_fixed_app(Mode.THREAD), terminal_size=(70, 20))
