@@ -6,9 +6,18 @@ a second for the CPU to go idle, which it never does while jobs run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import pty
+import select
+import struct
+import sys
+import termios
 import time
 from collections.abc import Callable
 
+import psutil
 import pytest
 from textual.widgets import Input, OptionList
 
@@ -237,9 +246,7 @@ async def test_core_grid_tracks_real_load() -> None:
     app = make_app(mode=Mode.PROCESS, task="sleep", size=100, jobs=1)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: len(app.query_one(CoreGrid).data.per_core) > 0, what="a sample")
-        assert len(app.query_one(CoreGrid).data.per_core) == len(
-            __import__("psutil").cpu_percent(percpu=True)
-        )
+        assert len(app.query_one(CoreGrid).data.per_core) == len(psutil.cpu_percent(percpu=True))
 
 
 async def test_too_small_terminal_gets_a_notice() -> None:
@@ -269,3 +276,77 @@ async def test_quit_under_load_is_quick_and_leaves_no_worker() -> None:
         await wait_until(pilot, lambda: app.engine.closed, 5, "the engine to close")
     assert time.monotonic() - began < 3
     await until(lambda: not worker_children(), 5, "worker processes to go")
+
+
+def test_quit_in_a_real_terminal_restores_it_and_leaves_nothing() -> None:
+    """coredash in a pseudo-terminal, as a user runs it: load it up, press q."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become coredash
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "coredash",
+                "--mode",
+                "process",
+                "--task",
+                "count_primes",
+                "--size",
+                "50000000",
+            ],
+        )
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
+    output = bytearray()
+
+    def pump(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    output.extend(os.read(fd, 65536))
+                except OSError:
+                    return
+
+    try:
+        coredash = psutil.Process(pid)
+        deadline = time.monotonic() + 30
+        while b"Threads vs processes" not in output and time.monotonic() < deadline:
+            pump(0.2)
+        assert b"Threads vs processes" in output, "the dashboard never drew"
+        os.write(fd, b"r")
+        deadline = time.monotonic() + 30
+        descendants: set[int] = set()
+        while time.monotonic() < deadline:
+            pump(0.2)
+            descendants |= {child.pid for child in coredash.children(recursive=True)}
+            if len(worker_children(coredash)) >= 2:
+                break
+        assert len(worker_children(coredash)) >= 2, "the workers never started"
+        began = time.monotonic()
+        os.write(fd, b"q")
+        exited = None
+        while exited is None and time.monotonic() - began < 10:
+            pump(0.05)
+            finished, status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                exited = time.monotonic() - began
+        assert exited is not None, "coredash did not exit within 10 s of q"
+        assert exited < 4  # the target is 2 s; this bound only catches a hang on a slow CI box
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert b"\x1b[?1049l" in output  # left the alternate screen: the terminal is restored
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            alive = [
+                p for p in descendants if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+            ]
+            if not alive:
+                break
+            time.sleep(0.05)
+        assert not alive, f"left behind: {alive}"
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)

@@ -48,3 +48,14 @@ def test_job_detail_with_traceback(snap_compare) -> None:
 
 def test_too_small_notice(snap_compare) -> None:
     assert snap_compare(make_fixed_app(Mode.THREAD), terminal_size=(70, 20))
+
+
+def test_light_theme(snap_compare) -> None:
+    app = make_fixed_app(Mode.PROCESS)
+    app.theme = "textual-light"
+    assert snap_compare(app, terminal_size=WIDE)
+
+
+def test_no_color(snap_compare, monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(make_fixed_app(Mode.THREAD), terminal_size=WIDE)

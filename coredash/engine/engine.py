@@ -573,7 +573,11 @@ class Engine:
                 continue
             pid = record.pid
             if record.cancel_requested:
-                why = f"cancelled while running: worker pid {pid} was ended" if pid else "cancelled before it started"
+                why = (
+                    f"cancelled while running: worker pid {pid} was ended"
+                    if pid
+                    else "cancelled before it started"
+                )
                 verdicts[job_id] = ("cancelled", why)
                 continue
             if pid is None or pid in backend.killed_pids:
