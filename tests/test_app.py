@@ -62,6 +62,9 @@ async def test_mode_keys_switch_the_executor_and_the_status_line() -> None:
             await pilot.press(key)
             assert app.engine.mode is mode
             await wait_until(pilot, lambda mode=mode: app.query_one(StatusLine).data.mode is mode)
+        # The mode chips in the status line are clickable too ("coredash  t threads  p process pool").
+        assert await pilot.click(StatusLine, offset=(26, 0))
+        await wait_until(pilot, lambda: app.engine.mode is Mode.PROCESS, what="a click to switch mode")
 
 
 async def test_a_batch_in_each_mode_lands_side_by_side() -> None:
@@ -87,7 +90,8 @@ async def test_a_batch_in_each_mode_lands_side_by_side() -> None:
         for label in ("threads", "process pool", "process per job"):
             assert label in text
         # Every batch job plus the serial baseline job of each mode is in the table.
-        assert app.query_one(JobsTable).row_count == 3 * (4 + 1)
+        table = app.query_one(JobsTable)
+        await wait_until(pilot, lambda: table.row_count == 3 * (4 + 1), what="all jobs in the table")
 
 
 async def test_switching_mode_mid_batch_moves_the_queue() -> None:
@@ -128,6 +132,16 @@ async def test_cancel_queued_and_kill_running_keys(mode: Mode) -> None:
         jobs = [app.engine.job(job_id) for job_id in batch.job_ids]
         assert all(job is not None and job.state is JobState.CANCELLED for job in jobs)
         assert all(job is not None and job.error for job in jobs)  # each says why
+
+
+async def test_enter_runs_a_batch_and_ctrl_q_quits() -> None:
+    app = make_app(jobs=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: last_batch_finished(app), what="the batch enter started")
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: app.engine.closed, 5, "ctrl+q to close the engine")
+    assert app.return_value == 0
 
 
 async def test_worker_keys_change_the_worker_count() -> None:

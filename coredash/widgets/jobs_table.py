@@ -7,6 +7,7 @@ the totals). Selecting a row opens the job's details and traceback.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -16,6 +17,10 @@ from coredash.engine import JobRecord, JobState
 from coredash.view_model import cpu_ratio_text, format_seconds, job_note
 
 MAX_ROWS = 200
+# Adding a row makes DataTable re-render every visible row (~11 cells each), so
+# new rows are added in batches at most this often: under a stream of tiny jobs
+# this keeps the table from dominating the monitor's own CPU.
+ADD_INTERVAL_S = 1.0
 
 COLUMNS = (
     ("job", "#"),
@@ -44,6 +49,7 @@ class JobsTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._versions: dict[int, int] = {}
+        self._last_added = float("-inf")
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -84,9 +90,10 @@ class JobsTable(DataTable[Text]):
             self.remove_row(str(job_id))
             del self._versions[job_id]
         added = False
+        may_add = time.monotonic() - self._last_added >= ADD_INTERVAL_S
         for job in shown:
             version = self._versions.get(job.id)
-            if version == job.version:
+            if version == job.version or (version is None and not may_add):
                 continue
             cells = self._cells(job)
             if version is None:
@@ -97,4 +104,5 @@ class JobsTable(DataTable[Text]):
                     self.update_cell(str(job.id), key, value)
             self._versions[job.id] = job.version
         if added:
+            self._last_added = time.monotonic()
             self.sort("job", key=lambda cell: int(cell.plain), reverse=True)  # newest first
