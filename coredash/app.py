@@ -42,7 +42,7 @@ from coredash.engine import (
 )
 from coredash.engine.backends import THREAD_NAME_PREFIX
 from coredash.loop_lag import LoopLagMonitor
-from coredash.sampling import CoreHistory, CpuSample, PsutilSampler, Sampler
+from coredash.sampling import CoreHistory, CpuSample, LoadAverager, PsutilSampler, Sampler
 from coredash.screens.help import HelpScreen
 from coredash.screens.job_detail import JobDetailScreen
 from coredash.screens.picker import JobChoice, JobPickerScreen
@@ -147,6 +147,7 @@ class CoredashApp(App[int]):
         self.snapshot_source = snapshot_source or engine.snapshot
         self.auto_baseline = auto_baseline
         self.history = CoreHistory(seconds=60)
+        self.load = LoadAverager(seconds=2.0)
         # A monitor passed in is shown as it is (tests); the app's own one runs live.
         self._measure_lag = lag_monitor is None
         self.lag = lag_monitor if lag_monitor is not None else LoopLagMonitor()
@@ -209,6 +210,7 @@ class CoredashApp(App[int]):
         sample = self.sampler.sample(self.engine.live_worker_pids())
         self._last_sample = sample
         self.history.add(sample)
+        self.load.add(sample)
         snapshot = self.snapshot_source()
         now = self.clock()
         try:
@@ -246,7 +248,7 @@ class CoredashApp(App[int]):
         )
         running = snapshot.counts.get(JobState.RUNNING, 0)
         self.query_one(MonitorPanel).data = MonitorData(
-            sample=sample,
+            load=self.load.load(),
             lag=self.lag.stats(),
             mode=snapshot.mode,
             usable_cpus=snapshot.usable_cpus,

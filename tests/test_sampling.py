@@ -134,3 +134,25 @@ async def test_loop_lag_sees_a_blocked_loop() -> None:
     stats = monitor.stats()
     assert stats is not None
     assert stats.max_ms >= 100
+
+
+def test_load_averager_smooths_over_its_window() -> None:
+    from coredash.sampling import LoadAverager
+
+    averager = LoadAverager(seconds=1.0)
+    assert averager.load() is None
+    for step, cores in enumerate([0.0, 0.04, 0.0, 0.04, 1.0]):
+        averager.add(
+            CpuSample(
+                at=step * 0.25,
+                interval=0.25,
+                per_core=(0.0,),
+                usable=frozenset({0}),
+                process_cores=cores,
+                ui_cores=cores,
+            )
+        )
+    load = averager.load()
+    assert load is not None
+    assert load.process_cores == pytest.approx((0.04 + 0.0 + 0.04 + 1.0) / 4)  # the oldest fell out
+    assert load.window_s == 1.0

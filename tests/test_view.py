@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from coredash.engine import JobState, Mode
+from coredash.sampling import CpuSample, LoadAverager, ProcessLoad
 from coredash.view_model import batch_progress, comparison, core_marks, format_seconds, worker_rows
 from coredash.widgets.core_grid import CoreGridData, bar, core_grid_lines, graph_rows, sparkline
 from coredash.widgets.monitor_panel import MonitorData, monitor_rows
@@ -96,15 +97,26 @@ def test_comparison_takes_the_latest_batch_in_each_mode() -> None:
     assert other is not None and all(summary is None for _, summary in other.rows)
 
 
+def load_of(sample: CpuSample) -> ProcessLoad | None:
+    averager = LoadAverager()
+    averager.add(sample)
+    return averager.load()
+
+
 def test_monitor_explains_the_gil_only_when_it_applies() -> None:
     rows = monitor_rows(
-        MonitorData(fixed_sample(Mode.THREAD), fixed_lag(Mode.THREAD).stats(), Mode.THREAD, 2, running=2), 80
+        MonitorData(
+            load_of(fixed_sample(Mode.THREAD)), fixed_lag(Mode.THREAD).stats(), Mode.THREAD, 2, running=2
+        ),
+        80,
     )
     rendered = "\n".join(text([(p, "") if isinstance(p, str) else p for p in row]) for row in rows)  # type: ignore[misc]
     assert "1.03 cores" in rendered
     assert "the UI waits for the GIL too" in rendered
     rows = monitor_rows(
-        MonitorData(fixed_sample(Mode.PROCESS), fixed_lag(Mode.PROCESS).stats(), Mode.PROCESS, 2, running=2),
+        MonitorData(
+            load_of(fixed_sample(Mode.PROCESS)), fixed_lag(Mode.PROCESS).stats(), Mode.PROCESS, 2, running=2
+        ),
         80,
     )
     rendered = "\n".join(text([(p, "") if isinstance(p, str) else p for p in row]) for row in rows)  # type: ignore[misc]

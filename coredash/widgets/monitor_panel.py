@@ -15,7 +15,7 @@ from textual.widget import Widget
 
 from coredash.engine import Mode
 from coredash.loop_lag import LagStats
-from coredash.sampling import CpuSample
+from coredash.sampling import ProcessLoad
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
 
 LABEL_WIDTH = 17
@@ -23,7 +23,7 @@ LABEL_WIDTH = 17
 
 @dataclass(frozen=True)
 class MonitorData:
-    sample: CpuSample | None = None
+    load: ProcessLoad | None = None
     lag: LagStats | None = None
     mode: Mode = Mode.THREAD
     usable_cpus: int = 1
@@ -44,7 +44,7 @@ def _cores_row(label: str, cores: float, usable: int, width: int, note: str = ""
 
 
 def monitor_rows(data: MonitorData, width: int) -> list[Row]:
-    sample = data.sample
+    sample = data.load
     if sample is None:
         return [[("measuring… (the first CPU sample needs a moment)", MUTED)]]
     rows: list[Row] = []
@@ -59,7 +59,7 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
         [
             cell("monitor (UI)", LABEL_WIDTH, "bold"),
             (f"{sample.ui_cores * 100:4.1f}% of a core", "bold"),
-            ("  sampling + drawing", MUTED),
+            (f"  sampling + drawing · {sample.window_s:.0f} s avg", MUTED),
         ]
     )
     lag = data.lag
