@@ -8,7 +8,10 @@ never schedule anything.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -156,6 +159,7 @@ class CoredashApp(App[int]):
         self._binding_state: tuple[object, ...] = ()
         self._unsubscribe: Callable[[], None] | None = None
         self._quitting = False
+        self._signals: list[int] = []
 
     # --- layout -----------------------------------------------------------
 
@@ -184,6 +188,7 @@ class CoredashApp(App[int]):
 
     def on_mount(self) -> None:
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        self._handle_signals()
         prime = getattr(self.sampler, "prime", None)
         if callable(prime):
             prime()
@@ -193,6 +198,21 @@ class CoredashApp(App[int]):
         self.tick()
         if self.engine.mode is Mode.PROCESS:
             self._warm_pool()
+
+    def _handle_signals(self) -> None:
+        """A closed terminal (SIGHUP) or a plain ``kill`` (SIGTERM) quits like q does.
+
+        The default action would end coredash at once and leave worker processes
+        to finish their jobs as orphans.
+        """
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._quit_from_signal)
+                self._signals.append(signum)
+
+    def _quit_from_signal(self) -> None:
+        self.run_worker(self.action_quit(), name="quit", group="quit", exclusive=True, exit_on_error=False)
 
     def _update_too_small_notice(self) -> None:
         # Which panels show is CSS (the -tiny/-short breakpoint classes); this
@@ -401,6 +421,10 @@ class CoredashApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._quitting = True
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.engine.close(grace=1.0)

@@ -11,6 +11,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import sys
 import termios
@@ -292,75 +293,106 @@ async def test_quit_under_load_is_quick_and_leaves_no_worker() -> None:
     await until(lambda: not worker_children(), 5, "worker processes to go")
 
 
-def test_quit_in_a_real_terminal_restores_it_and_leaves_nothing() -> None:
-    """coredash in a pseudo-terminal, as a user runs it: load it up, press q."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: become coredash
-        os.execv(
-            sys.executable,
-            [
-                sys.executable,
-                "-m",
-                "coredash",
-                "--mode",
-                "process",
-                "--task",
-                "count_primes",
-                "--size",
-                "50000000",
-            ],
-        )
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
-    output = bytearray()
+class TerminalSession:
+    """coredash in a pseudo-terminal, as a user runs it, with its output drained."""
 
-    def pump(seconds: float) -> None:
+    def __init__(self, *args: str) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: become coredash
+            os.execv(sys.executable, [sys.executable, "-m", "coredash", *args])
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
+        self.output = bytearray()
+        self.process = psutil.Process(self.pid)
+        self.descendants: set[int] = set()
+        self.status: int | None = None
+
+    def pump(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.05)
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
             if ready:
                 try:
-                    output.extend(os.read(fd, 65536))
+                    self.output.extend(os.read(self.fd, 65536))
                 except OSError:
                     return
 
-    try:
-        coredash = psutil.Process(pid)
+    def wait_for_text(self, text: bytes, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            self.pump(0.2)
+        assert text in self.output, f"never saw {text!r}"
+
+    def load_up(self) -> None:
+        """Start a batch and wait until two worker processes are busy."""
+        os.write(self.fd, b"r")
         deadline = time.monotonic() + 30
-        while b"Threads vs processes" not in output and time.monotonic() < deadline:
-            pump(0.2)
-        assert b"Threads vs processes" in output, "the dashboard never drew"
-        os.write(fd, b"r")
-        deadline = time.monotonic() + 30
-        descendants: set[int] = set()
         while time.monotonic() < deadline:
-            pump(0.2)
-            descendants |= {child.pid for child in coredash.children(recursive=True)}
-            if len(worker_children(coredash)) >= 2:
-                break
-        assert len(worker_children(coredash)) >= 2, "the workers never started"
+            self.pump(0.2)
+            self.descendants |= {child.pid for child in self.process.children(recursive=True)}
+            if len(worker_children(self.process)) >= 2:
+                return
+        raise AssertionError("the workers never started")
+
+    def wait_exit(self, timeout: float) -> float | None:
         began = time.monotonic()
-        os.write(fd, b"q")
-        exited = None
-        while exited is None and time.monotonic() - began < 10:
-            pump(0.05)
-            finished, status = os.waitpid(pid, os.WNOHANG)
+        while time.monotonic() - began < timeout:
+            self.pump(0.05)
+            finished, status = os.waitpid(self.pid, os.WNOHANG)
             if finished:
-                exited = time.monotonic() - began
-        assert exited is not None, "coredash did not exit within 10 s of q"
-        assert exited < 4  # the target is 2 s; this bound only catches a hang on a slow CI box
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert b"\x1b[?1049l" in output  # left the alternate screen: the terminal is restored
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
+                self.status = status
+                return time.monotonic() - began
+        return None
+
+    def leftovers(self, timeout: float = 3) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while True:
             alive = [
-                p for p in descendants if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                pid
+                for pid in self.descendants
+                if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
             ]
-            if not alive:
-                break
+            if not alive or time.monotonic() > deadline:
+                return alive
             time.sleep(0.05)
-        assert not alive, f"left behind: {alive}"
-    finally:
+
+    def close(self) -> None:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(fd)
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+LOADED = ("--mode", "process", "--task", "count_primes", "--size", "50000000")
+
+
+def test_quit_in_a_real_terminal_restores_it_and_leaves_nothing() -> None:
+    session = TerminalSession(*LOADED)
+    try:
+        session.wait_for_text(b"Threads vs processes")
+        session.load_up()
+        os.write(session.fd, b"q")
+        took = session.wait_exit(10)
+        assert took is not None, "coredash did not exit within 10 s of q"
+        assert took < 4  # the target is 2 s; this bound only catches a hang on a slow CI box
+        assert session.status is not None and os.waitstatus_to_exitcode(session.status) == 0
+        assert b"\x1b[?1049l" in session.output  # left the alternate screen: the terminal is restored
+        assert not session.leftovers(), "processes left behind"
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_or_kill_quits_cleanly(signum: int) -> None:
+    session = TerminalSession(*LOADED)
+    try:
+        session.wait_for_text(b"Threads vs processes")
+        session.load_up()
+        os.kill(session.pid, signum)
+        assert session.wait_exit(10) is not None, "coredash ignored the signal"
+        # It quit the way q does: cleanly, with the terminal put back (a plain
+        # SIGTERM death would leave the shell in the alternate screen, raw mode).
+        assert session.status is not None and os.waitstatus_to_exitcode(session.status) == 0
+        assert b"\x1b[?1049l" in session.output
+        assert not session.leftovers(), "processes left behind"
+    finally:
+        session.close()
