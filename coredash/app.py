@@ -23,7 +23,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
 from coredash.engine import (
@@ -36,6 +36,7 @@ from coredash.engine import (
     EngineSnapshot,
     HistoryCleared,
     JobChanged,
+    JobRecord,
     JobState,
     Mode,
     PoolNotice,
@@ -68,6 +69,18 @@ if TYPE_CHECKING:
     from coredash.cli import AppOptions
 
 MIN_SIZE = (80, 24)
+DASHBOARD_ACTIONS = frozenset(
+    {
+        "set_mode",
+        "run_batch",
+        "pick_job",
+        "change_workers",
+        "cancel_queued",
+        "kill_running",
+        "clear_results",
+        "help",
+    }
+)
 TOO_SMALL = (
     "coredash needs a terminal of at least {0}×{1}.\n\n"
     "This one is {2}×{3}: make it bigger, or press q to quit."
@@ -77,6 +90,9 @@ TOO_SMALL = (
 class CoredashApp(App[int]):
     TITLE = "coredash"
     CSS_PATH = "coredash.tcss"
+    # Nothing focused at start, so enter runs a batch; tab moves to the job table,
+    # where enter opens a job's details (the focused panel's border lights up).
+    AUTO_FOCUS = None
     HORIZONTAL_BREAKPOINTS = [
         (0, "-tiny"),
         (MIN_SIZE[0], "-narrow"),
@@ -86,7 +102,14 @@ class CoredashApp(App[int]):
         (0, "-short"),
         (MIN_SIZE[1], "-tall-enough"),
     ]
+    # Footer order is priority order: a narrow terminal crops from the right,
+    # so help and quit come first.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "question_mark,f1", "help", "Help", key_display="?", id="help", tooltip="What each mode shows"
+        ),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Stop all jobs and quit"),
+        Binding("r,enter", "run_batch", "Run", id="run", tooltip="Run a batch of the picked job"),
         Binding("t", "set_mode('thread')", "Threads", id="mode.thread", tooltip="Run jobs on threads"),
         Binding("p", "set_mode('process')", "Pool", id="mode.process", tooltip="Run jobs on a process pool"),
         Binding(
@@ -96,7 +119,8 @@ class CoredashApp(App[int]):
             id="mode.process_per_job",
             tooltip="Start a new process for every job",
         ),
-        Binding("r,enter", "run_batch", "Run", id="run", tooltip="Run a batch of the picked job"),
+        Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
+        Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
         Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size and job count"),
         Binding(
             "plus,equals_sign",
@@ -114,13 +138,9 @@ class CoredashApp(App[int]):
             id="workers.fewer",
             tooltip="One worker fewer",
         ),
-        Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
-        Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
-        Binding("x", "clear_results", "Clear", id="clear", tooltip="Clear job history and comparisons"),
         Binding(
-            "question_mark,f1", "help", "Help", key_display="?", id="help", tooltip="What each mode shows"
+            "x", "clear_results", "Clear", id="clear", tooltip="Clear job history, comparisons, baselines"
         ),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Stop all jobs and quit"),
     ]
 
     def __init__(
@@ -165,7 +185,7 @@ class CoredashApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
-        with VerticalScroll(id="main"):
+        with VerticalScroll(id="main", can_focus=False):
             with Horizontal(id="top"):
                 with Vertical(id="cores-panel", classes="panel") as cores:
                     cores.border_title = "Cores"
@@ -330,6 +350,8 @@ class CoredashApp(App[int]):
     # --- actions -----------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action in DASHBOARD_ACTIONS:
+            return False  # not while help, the picker or job details is open
         if action == "set_mode" and parameters and parameters[0] == self.engine.mode.value:
             return None  # shown dimmed: already in that mode
         if action == "change_workers" and parameters:
@@ -365,7 +387,9 @@ class CoredashApp(App[int]):
         info = self.engine.catalog.get(self.task_name)
         params = info.params_for(self.task_size)
         try:
-            if self.auto_baseline and not self.engine.has_baseline(info.name, params, self.engine.mode):
+            # A failing or crashing task has no speedup to measure.
+            wants_baseline = self.auto_baseline and info.kind not in ("error", "crash")
+            if wants_baseline and not self.engine.has_baseline(info.name, params):
                 already = any(job.label and job.task == info.name for job in self.snapshot_source().queued)
                 if not already:
                     self.engine.submit_baseline(info.name, params)
@@ -402,9 +426,27 @@ class CoredashApp(App[int]):
         self.notify(f"cancelled {count} queued job{'s' if count != 1 else ''}", timeout=3)
 
     def action_kill_running(self) -> None:
+        stopping = [job for job in self.engine.snapshot().active]
         count = self.engine.kill_running()
-        how = "threads stop at their next checkpoint" if self.engine.mode is Mode.THREAD else "workers ended"
+        threads = [job for job in stopping if job.mode is Mode.THREAD]
+        how = "threads stop at their next checkpoint()" if threads else "workers ended"
         self.notify(f"stopping {count} running job{'s' if count != 1 else ''} ({how})", timeout=3)
+        if threads:
+            self.set_timer(2.0, lambda: self._report_unstoppable(threads))
+
+    def _report_unstoppable(self, jobs: list[JobRecord]) -> None:
+        """Say so when a thread job ignores the cancel flag: threads cannot be killed."""
+        stuck = [job for job in jobs if not job.state.terminal]
+        if stuck:
+            ids = ", ".join(f"#{job.id}" for job in stuck)
+            self.notify(
+                f"job {ids} has not reached a checkpoint(): a thread cannot be killed, so it runs "
+                "to its end. Process modes can end jobs at once; q quits without waiting.",
+                title="Still running",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
 
     def action_clear_results(self) -> None:
         self.engine.clear_history()
@@ -416,7 +458,14 @@ class CoredashApp(App[int]):
         if self._quitting:
             return
         self._quitting = True
-        await self.engine.close(grace=1.0)
+        # Thread jobs are winding down and still hold the GIL in turns: let the
+        # loop thread (which must shut the UI down) get it back more often.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        try:
+            await self.engine.close(grace=1.0)
+        finally:
+            sys.setswitchinterval(switch_interval)
         self.exit(0)
 
     async def on_unmount(self) -> None:
@@ -497,6 +546,9 @@ def run_app(options: AppOptions) -> int:
         jobs=options.jobs,
         refresh=options.refresh,
     )
+    # Thread jobs share this process: a job calling input() must not read the keys
+    # the UI reads (Textual reads the real stdin through sys.__stdin__).
+    sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
     code = app.run()
     strays = stray_job_threads()
     if strays:

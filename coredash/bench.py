@@ -59,7 +59,7 @@ class BenchRun:
     params: dict[str, Any]
     makespan_s: float
     speedup: float | None  # vs the 1-worker run of the same mode
-    efficiency: float | None  # speedup / workers
+    efficiency: float | None  # speedup / min(workers, usable cores)
     vs_serial: float | None  # serial loop time / makespan
     parallelism: float  # sum of job CPU time / makespan
     mean_wait_s: float
@@ -194,6 +194,7 @@ def _summarize(
     def median(values: Sequence[float]) -> float:
         return float(statistics.median(values))
 
+    cores = usable_cpus()
     runs: list[BenchRun] = []
     for mode in config.modes:
         baseline = summaries.get((mode, 1))
@@ -213,7 +214,7 @@ def _summarize(
                     params=dict(config.params),
                     makespan_s=makespan,
                     speedup=speedup,
-                    efficiency=speedup / workers if speedup is not None else None,
+                    efficiency=speedup / min(workers, cores) if speedup is not None else None,
                     vs_serial=serial_s / makespan if serial_s is not None else None,
                     parallelism=median([s.parallelism for s in found]),
                     mean_wait_s=median([s.mean_wait_s for s in found]),
@@ -256,7 +257,8 @@ def render_table(report: BenchReport) -> Table:
         f"medians of {config['repeat']} run(s) · serial loop {_seconds(report.serial_s)}\n"
         "speedup: vs the same mode on 1 worker · vs serial: vs a plain loop in one process · "
         "parallelism: Σ job CPU time ÷ makespan (cores really used) · "
-        "wait: submitted → started · overhead: dispatch + result return per job"
+        "wait: time queued · overhead: dispatch → start + finish → result back, per job · "
+        "efficiency: speedup ÷ min(workers, cores)"
     )
     table = Table(
         title=title,

@@ -17,6 +17,7 @@ from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, us
 from coredash.engine.platform import START_METHODS
 
 USAGE_ERROR = 2
+COMMANDS = ("bench", "tasks")
 MAX_JOBS = 100_000
 REFRESH_RANGE = (0.5, 30.0)
 
@@ -189,7 +190,13 @@ class AppOptions:
 
 
 def default_jobs() -> int:
+    """4 jobs a core: each worker gets several, so queueing and speedup show."""
     return 4 * usable_cpus()
+
+
+def default_app_jobs() -> int:
+    """6 jobs a core: a batch lasts a few seconds on the cores history (1 s columns)."""
+    return 6 * usable_cpus()
 
 
 def run(argv: Sequence[str]) -> int:
@@ -214,15 +221,25 @@ def _run(argv: list[str]) -> int:
         return _tasks(build_tasks_parser().parse_args(argv[1:]))
     if command is not None:
         raise UsageError(f"unknown command {command!r}; commands are 'bench' and 'tasks'")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        misplaced = [word for word in argv if word in COMMANDS]
+        if misplaced and "unrecognized arguments" in str(exc):
+            raise UsageError(
+                f"put options after the command: coredash {misplaced[0]} [options] (got: {' '.join(argv)})"
+            ) from None
+        raise
     catalog = load_catalog(args.tasks)
     info = catalog.get(args.task)
+    if args.size is not None:
+        info.check_size(args.size)
     options = AppOptions(
         mode=args.mode,
         workers=args.workers,
         task=info.name,
         size=args.size,
-        jobs=args.jobs or default_jobs(),
+        jobs=args.jobs or default_app_jobs(),
         refresh=args.refresh,
         start_method=args.start_method,
         catalog=catalog,
@@ -237,6 +254,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     catalog = load_catalog(args.tasks)
     info = catalog.get(args.task)
+    if args.size is not None:
+        info.check_size(args.size)
     config = BenchConfig(
         task=info.name,
         params=info.params_for(args.size),
@@ -264,7 +283,7 @@ def _tasks(args: argparse.Namespace) -> int:
     table.add_column("GIL")
     table.add_column("what it does")
     for info in catalog:
-        gil = {True: "released", False: "held", None: "?"}[info.releases_gil]
+        gil = {True: "released", False: "held", None: "n/a"}[info.releases_gil]
         unit = f" {info.meta.size_unit}" if info.meta.size_unit else ""
         table.add_row(
             info.name, info.kind, f"{info.size_param}={info.default_size}{unit}", gil, info.description

@@ -32,7 +32,7 @@ class WorkerLoad:
     """One worker thread or process: where it is and how busy it was."""
 
     core: int | None  # the CPU it is on (or last ran on)
-    cores: float  # CPU used over the interval, in cores (1.0 = one core busy)
+    cores: float | None  # CPU used over the interval, in cores (1.0 = one core); None: not known yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +42,15 @@ class CpuSample:
     per_core: tuple[float, ...]  # percent busy per logical core, whole machine
     usable: frozenset[int]  # cores coredash may run on
     process_cores: float  # coredash's own process, all threads
-    ui_cores: float  # coredash minus its job threads: the monitor's own cost
+    ui_cores: float  # the event loop's thread and Textual's: the monitor's own cost
+    plumbing_cores: float = 0.0  # executor helper threads: pickling, IPC
     worker_threads: dict[int, WorkerLoad] = field(default_factory=dict)  # native tid ->
     worker_processes: dict[int, WorkerLoad] = field(default_factory=dict)  # pid ->
 
     @property
     def workers_cores(self) -> float:
-        threads = sum(load.cores for load in self.worker_threads.values())
-        return threads + sum(load.cores for load in self.worker_processes.values())
+        loads = [*self.worker_threads.values(), *self.worker_processes.values()]
+        return sum(load.cores for load in loads if load.cores is not None)
 
 
 class Sampler(Protocol):
@@ -86,23 +87,58 @@ def usable_cores() -> frozenset[int]:
         return frozenset(range(psutil.cpu_count() or 1))
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def read_thread_times(pid: int) -> dict[int, tuple[float, float, int | None]]:
+    """Per thread: (CPU seconds, when read, core), read one thread at a time.
+
+    Each value is stamped the moment it is read. Under GIL contention a loop
+    over many threads can take a long while, and one timestamp for all of them
+    would give threads impossible loads (a thread never uses more than a core).
+    """
+    found: dict[int, tuple[float, float, int | None]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for name in tids:
+        try:
+            with open(f"/proc/{pid}/task/{name}/stat", "rb") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        at = time.monotonic()
+        fields = text[text.rfind(b")") + 2 :].split()
+        try:
+            cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+            core: int | None = int(fields[36])
+        except (IndexError, ValueError):
+            continue
+        found[int(name)] = (cpu, at, core)
+    return found
+
+
+def thread_kind(name: str, tid: int, pid: int) -> str:
+    """job: a coredash worker thread; ui: the event loop and Textual's own; plumbing: the rest."""
+    if name.startswith(THREAD_NAME_PREFIX):
+        return "job"
+    if tid == pid or name.startswith("textual"):
+        return "ui"
+    return "plumbing"  # executor manager and queue feeder threads: pickling, IPC
+
+
 class PsutilSampler:
     """Real measurements. Call ``prime()`` once; every later ``sample()`` covers the gap."""
 
     def __init__(self) -> None:
         self._clock = time.monotonic
-        self._me = psutil.Process()
         self._pid = os.getpid()
         self._usable = usable_cores()
         self._processes: dict[int, psutil.Process] = {}
         self._last_at = self._clock()
-        self._last_process_cpu = self._process_cpu()
-        self._last_thread_cpu: dict[int, float] = {}
+        self._last_threads = read_thread_times(self._pid)
         psutil.cpu_percent(percpu=True)  # the first call only sets the baseline
-
-    def _process_cpu(self) -> float:
-        times = self._me.cpu_times()
-        return float(times.user + times.system)
 
     def prime(self) -> None:
         self.sample(())
@@ -112,22 +148,20 @@ class PsutilSampler:
         interval = max(1e-6, now - self._last_at)
         per_core = tuple(float(p) for p in psutil.cpu_percent(percpu=True))
 
-        process_cpu = self._process_cpu()
-        process_cores = max(0.0, process_cpu - self._last_process_cpu) / interval
-
-        job_tids = job_thread_ids()
-        thread_cpu: dict[int, float] = {}
-        try:
-            for thread in self._me.threads():
-                if thread.id in job_tids:
-                    thread_cpu[thread.id] = float(thread.user_time + thread.system_time)
-        except psutil.Error:
-            pass
+        names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+        threads = read_thread_times(self._pid)
+        totals = {"job": 0.0, "ui": 0.0, "plumbing": 0.0}
         worker_threads: dict[int, WorkerLoad] = {}
-        for tid, cpu in thread_cpu.items():
-            used = max(0.0, cpu - self._last_thread_cpu.get(tid, cpu)) / interval
-            worker_threads[tid] = WorkerLoad(core=thread_core(self._pid, tid), cores=used)
-        job_thread_cores = sum(load.cores for load in worker_threads.values())
+        for tid, (cpu, at, core) in threads.items():
+            last = self._last_threads.get(tid)
+            if last is None or at <= last[1]:
+                cores = 0.0  # a new thread: no baseline yet
+            else:
+                cores = min(1.0, max(0.0, cpu - last[0]) / (at - last[1]))
+            kind = thread_kind(names.get(tid, ""), tid, self._pid)
+            totals[kind] += cores
+            if kind == "job":
+                worker_threads[tid] = WorkerLoad(core=core, cores=cores)
 
         worker_processes: dict[int, WorkerLoad] = {}
         wanted = set(worker_pids)
@@ -138,27 +172,27 @@ class PsutilSampler:
             process = self._processes.get(pid)
             try:
                 if process is None:
-                    # New: baseline now, report from the next sample on.
+                    # New: baseline now; its load is unknown until the next sample.
                     process = self._processes[pid] = psutil.Process(pid)
                     process.cpu_percent(None)
-                    worker_processes[pid] = WorkerLoad(core=process.cpu_num(), cores=0.0)
+                    worker_processes[pid] = WorkerLoad(core=process.cpu_num(), cores=None)
                     continue
                 with process.oneshot():
-                    cores = process.cpu_percent(None) / 100.0
+                    cores = process.cpu_percent(None) / 100.0  # psutil stamps its own interval
                     worker_processes[pid] = WorkerLoad(core=process.cpu_num(), cores=cores)
             except psutil.Error:
                 self._processes.pop(pid, None)
 
         self._last_at = now
-        self._last_process_cpu = process_cpu
-        self._last_thread_cpu = thread_cpu
+        self._last_threads = threads
         return CpuSample(
             at=now,
             interval=interval,
             per_core=per_core,
             usable=self._usable,
-            process_cores=process_cores,
-            ui_cores=max(0.0, process_cores - job_thread_cores),
+            process_cores=sum(totals.values()),
+            ui_cores=totals["ui"],
+            plumbing_cores=totals["plumbing"],
             worker_threads=worker_threads,
             worker_processes=worker_processes,
         )
@@ -189,6 +223,7 @@ class ProcessLoad:
     process_cores: float
     workers_cores: float
     ui_cores: float
+    plumbing_cores: float
     window_s: float  # the averaging window (the first seconds after start cover less)
 
 
@@ -223,6 +258,7 @@ class LoadAverager:
             process_cores=mean((s.process_cores, s.interval) for s in self._samples),
             workers_cores=mean((s.workers_cores, s.interval) for s in self._samples),
             ui_cores=mean((s.ui_cores, s.interval) for s in self._samples),
+            plumbing_cores=mean((s.plumbing_cores, s.interval) for s in self._samples),
             window_s=self.seconds,
         )
 

@@ -39,6 +39,7 @@ class TaskMeta:
     size_unit: str = ""
     releases_gil: bool | None = None
     kind: str = "other"
+    max_size: int | None = None  # larger sizes are refused (e.g. memory-hungry payloads)
     # Name of a function in the same module that turns the user-facing parameters
     # into the call's keyword arguments, run in the coredash process at dispatch
     # (the payload job uses it to build megabytes that must cross to the worker).
@@ -54,6 +55,7 @@ def task(
     releases_gil: bool | None = None,
     kind: str = "other",
     prepare: str | None = None,
+    max_size: int | None = None,
 ) -> Callable[[F], F]:
     """Mark a function as a coredash job; returns the function unchanged."""
     if kind not in KINDS:
@@ -71,6 +73,7 @@ def task(
                 releases_gil=releases_gil,
                 kind=kind,
                 prepare=prepare,
+                max_size=max_size,
             ),
         )
         return func

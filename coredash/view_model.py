@@ -112,23 +112,26 @@ class BatchProgress:
     batch: BatchRecord
     ended: int
     running: int
-    elapsed_s: float
+    elapsed_s: float  # since its first job was dispatched (0 while it waits its turn)
     eta_s: float | None  # None until a job has ended, and once all have
+    waiting_batches: int  # batches queued behind this one
 
 
 def batch_progress(snapshot: EngineSnapshot, now: float) -> BatchProgress | None:
-    """The newest batch: still running, or the last one that finished."""
+    """The batch being worked on (the oldest unfinished), else the last one that finished."""
     if not snapshot.batches:
         return None
-    batch = snapshot.batches[-1]
-    active = {job.id for job in snapshot.active if job.batch_id == batch.id}
+    unfinished = [batch for batch in snapshot.batches if batch.summary is None]
+    batch = unfinished[0] if unfinished else snapshot.batches[-1]
+    waiting = max(0, len(unfinished) - 1)
     if batch.summary is not None:
-        elapsed = batch.summary.makespan_s
-        return BatchProgress(batch, batch.ended, 0, elapsed, None)
-    elapsed = max(0.0, now - batch.submitted)
+        return BatchProgress(batch, batch.ended, 0, batch.summary.makespan_s, None, waiting)
+    active = {job.id for job in snapshot.active if job.batch_id == batch.id}
+    began = batch.first_dispatched
+    elapsed = max(0.0, now - began) if began is not None else 0.0
     remaining = batch.count - batch.ended
     eta = elapsed / batch.ended * remaining if batch.ended and remaining else None
-    return BatchProgress(batch, batch.ended, len(active), elapsed, eta)
+    return BatchProgress(batch, batch.ended, len(active), elapsed, eta, waiting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +162,9 @@ def comparison(
         summary = batch.summary
         if summary is None or batch.task != task or batch.params != params:
             continue
-        if summary.mode in {mode.value for mode in MODE_ORDER}:  # a "mixed" batch compares nothing
+        # Only batches where every job ran, in one mode, compare: a cancelled or
+        # failed batch, or one split by a mode switch, keeps the last good result.
+        if summary.complete and summary.mode in {mode.value for mode in MODE_ORDER}:
             latest[Mode(summary.mode)] = summary
     return Comparison(task, dict(params), tuple((mode, latest.get(mode)) for mode in MODE_ORDER))
 

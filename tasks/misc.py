@@ -71,6 +71,7 @@ def payload_args(mb: int = 8) -> dict[str, object]:
     releases_gil=None,
     kind="payload",
     prepare="payload_args",
+    max_size=2048,  # each job holds the data three times over while it is pickled
 )
 def payload(mb: int = 8, data: bytes | None = None) -> bytes:
     if data is None:

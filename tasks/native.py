@@ -24,12 +24,12 @@ _text_block = (" ".join(_text_rng.choice(_words) for _ in range(MIB // 5)).encod
 @task(
     description="SHA-256 over mb MiB in 1 MiB chunks (C code, releases the GIL)",
     size="mb",
-    default=512,
+    default=1024,
     unit="MiB",
     releases_gil=True,
     kind="gil-free",
 )
-def sha256(mb: int = 512) -> str:
+def sha256(mb: int = 1024) -> str:
     if mb < 0:
         raise ValueError("mb must be >= 0")
     digest = hashlib.sha256()
@@ -42,12 +42,12 @@ def sha256(mb: int = 512) -> str:
 @task(
     description="zlib level-6 compression of mb MiB of text (C code, releases the GIL)",
     size="mb",
-    default=12,
+    default=24,
     unit="MiB",
     releases_gil=True,
     kind="gil-free",
 )
-def zlib_compress(mb: int = 12) -> int:
+def zlib_compress(mb: int = 24) -> int:
     """Return the compressed size in bytes."""
     if mb < 0:
         raise ValueError("mb must be >= 0")

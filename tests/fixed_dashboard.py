@@ -220,6 +220,7 @@ def make_fixed_app(mode: Mode) -> CoredashApp:
     app = CoredashApp(
         engine,
         task="count_primes",
+        size=PARAMS["n"],
         jobs=8,
         sampler=FixedSampler([fixed_sample(mode)]),
         clock=lambda: NOW,

@@ -321,26 +321,34 @@ async def test_events_iterator_and_snapshot(make_engine) -> None:
 
 
 async def test_speedup_needs_a_measured_serial_baseline(make_engine) -> None:
-    engine = make_engine(mode=Mode.PROCESS, workers=1)
+    engine = make_engine(mode=Mode.THREAD, workers=2)
     params = {"n": 20_000}
-    first = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 3, params)), 60)
-    assert first.serial_s is not None  # 1 worker: every job ran alone
-    engine.set_workers(2)
-    second = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 4, params)), 60)
-    assert second.serial_s is not None
-    solo = engine.serial_estimate("count_primes", params, 1, Mode.PROCESS)
-    assert solo is not None
-    assert second.serial_s == pytest.approx(4 * solo)
-    assert second.speedup == pytest.approx(second.serial_s / second.makespan_s)
-    assert second.efficiency == pytest.approx(second.speedup / 2)
-    # Without a job that ran alone there is no baseline, so no speedup is claimed
-    # (summing run times instead would count waiting for the GIL as work).
-    threads = make_engine(mode=Mode.THREAD, workers=2)
-    overlapping = threads.submit_batch("sleep", 2, {"ms": 200})
-    summary = await asyncio.wait_for(threads.wait_batch(overlapping), 60)
-    assert summary.serial_s is None
-    assert summary.speedup is None
-    assert summary.efficiency is None
+    # No baseline yet: no speedup is claimed (summing run times instead would
+    # count waiting for the GIL as work).
+    first = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 4, params)), 60)
+    assert first.serial_s is None
+    assert first.speedup is None
+    assert first.efficiency is None
+
+    baseline = engine.submit_baseline("count_primes", params)
+    batch = engine.submit_batch("count_primes", 4, params)  # waits for the baseline to finish
+    second = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    # The baseline ran alone, in a fresh process, whatever the mode.
+    assert baseline.state is JobState.DONE
+    assert baseline.mode is Mode.PROCESS_PER_JOB
+    assert baseline.pid != os.getpid()
+    assert baseline.solo is True
+    found = engine.baseline("count_primes", params)
+    assert found is not None
+    assert found[0] == baseline.run_s
+    assert second.serial_s == pytest.approx(4 * baseline.run_s)  # type: ignore[operator]
+    assert second.speedup == pytest.approx(second.serial_s / second.makespan_s)  # type: ignore[operator]
+    assert second.efficiency == pytest.approx(second.speedup / 2)  # type: ignore[operator]
+    # Makespan starts at the batch's first dispatch, not behind the baseline.
+    assert engine.batch(batch.id).first_dispatched >= baseline.completed  # type: ignore[union-attr,operator]
+
+    engine.clear_history()  # and clearing forgets it: the machine may have changed
+    assert not engine.has_baseline("count_primes", params)
 
 
 @pytest.mark.parametrize("mode", PROCESS_MODES)

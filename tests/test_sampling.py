@@ -51,7 +51,7 @@ def test_real_worker_process_load_needs_a_cached_process_object() -> None:
     try:
         sampler = PsutilSampler()
         first = sampler.sample([child.pid])  # type: ignore[list-item]
-        assert first.worker_processes[child.pid].cores == 0.0  # type: ignore[index]  # no baseline yet
+        assert first.worker_processes[child.pid].cores is None  # type: ignore[index]  # no baseline yet
         time.sleep(0.5)
         second = sampler.sample([child.pid])  # type: ignore[list-item]
         load = second.worker_processes[child.pid]  # type: ignore[index]
@@ -63,6 +63,34 @@ def test_real_worker_process_load_needs_a_cached_process_object() -> None:
         child.join()
     gone = sampler.sample([child.pid])  # type: ignore[list-item]
     assert child.pid not in gone.worker_processes
+
+
+def test_contended_job_threads_add_up() -> None:
+    """Four GIL-bound threads: each at most one core, together about one, inside the process figure."""
+    sampler = PsutilSampler()
+    workers = [threading.Thread(target=burn, args=(3.0,), name=f"{THREAD_NAME_PREFIX}_{n}") for n in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.1)
+    sampler.sample(())
+    time.sleep(0.6)
+    sample = sampler.sample(())
+    for worker in workers:
+        worker.join()
+    loads = [sample.worker_threads[w.native_id].cores for w in workers]  # type: ignore[index]
+    assert all(load is not None and load <= 1.0 for load in loads)
+    assert sample.workers_cores <= sample.process_cores + 1e-9
+    assert 0.6 <= sample.workers_cores <= 1.3  # the GIL: one core's worth between them
+    assert sample.ui_cores < 0.3
+
+
+def test_thread_kinds() -> None:
+    from coredash.sampling import thread_kind
+
+    assert thread_kind(f"{THREAD_NAME_PREFIX}_3", 11, 10) == "job"
+    assert thread_kind("MainThread", 10, 10) == "ui"
+    assert thread_kind("textual-input", 12, 10) == "ui"
+    assert thread_kind("QueueFeederThread", 13, 10) == "plumbing"
 
 
 def test_thread_core_reads_proc() -> None:

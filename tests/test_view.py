@@ -112,7 +112,7 @@ def test_monitor_explains_the_gil_only_when_it_applies() -> None:
     )
     rendered = "\n".join(text([(p, "") if isinstance(p, str) else p for p in row]) for row in rows)  # type: ignore[misc]
     assert "1.03 cores" in rendered
-    assert "the UI waits for the GIL too" in rendered
+    assert "UI waits for the GIL" in rendered
     rows = monitor_rows(
         MonitorData(
             load_of(fixed_sample(Mode.PROCESS)), fixed_lag(Mode.PROCESS).stats(), Mode.PROCESS, 2, running=2

@@ -8,10 +8,12 @@ included, without being importable from ``sys.path``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +66,12 @@ class TaskInfo:
     def kind(self) -> str:
         return self.meta.kind
 
+    def check_size(self, size: int) -> None:
+        limit = self.meta.max_size
+        if limit is not None and size > limit:
+            unit = f" {self.meta.size_unit}" if self.meta.size_unit else ""
+            raise CatalogError(f"{self.name}: size {size:,}{unit} is over its limit of {limit:,}{unit}")
+
     def params_for(self, size: int | None = None, **extra: Any) -> dict[str, Any]:
         """User-facing parameters for one job: the size knob plus any extras."""
         params: dict[str, Any] = {self.size_param: self.default_size if size is None else size}
@@ -96,6 +104,8 @@ def import_task_file(path: str | Path) -> ModuleType:
     cached = sys.modules.get(name)
     if cached is not None:
         return cached
+    if file.is_dir():
+        raise CatalogError(f"{file} is a folder; --tasks wants a Python file")
     if not file.is_file():
         raise CatalogError(f"task file not found: {file}")
     spec = importlib.util.spec_from_file_location(name, file)
@@ -104,7 +114,9 @@ def import_task_file(path: str | Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # Whatever the module prints while importing must not land on the screen.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[name]
         raise CatalogError(f"{file}:{exc.lineno}: syntax error: {exc.msg}") from None
@@ -161,8 +173,9 @@ def _infos_from_module(module: ModuleType, ref_path: str | None) -> Iterator[Tas
     ]
     decorated = [func for func in defined_here if task_meta(func) is not None]
     # A module that marks any function with @task lists only those; otherwise
-    # every public function defined in it is a job.
-    for func in decorated or defined_here:
+    # every public function defined in it that takes a size argument is a job.
+    plain = [func for func in defined_here if inspect.signature(func).parameters]
+    for func in decorated or plain:
         meta = task_meta(func) or _meta_for_plain_function(func)
         prepare = None
         if meta.prepare is not None:
@@ -197,9 +210,12 @@ class Catalog:
         """Add the jobs defined in a Python file; returns what was added."""
         file = Path(path).expanduser()
         module = import_task_file(file)
-        infos = list(_infos_from_module(module, str(file.resolve())))
+        try:
+            infos = list(_infos_from_module(module, str(file.resolve())))
+        except CatalogError as exc:
+            raise CatalogError(f"{file}: {exc}") from None
         if not infos:
-            raise CatalogError(f"{file}: no public functions found to run as jobs")
+            raise CatalogError(f"{file}: no public function with a size argument to run as a job")
         return [self._add(info, prefix=file.stem) for info in infos]
 
     def _add(self, info: TaskInfo, prefix: str | None) -> TaskInfo:

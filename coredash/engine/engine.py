@@ -132,10 +132,12 @@ class Engine:
         self._job_tasks: dict[int, asyncio.Task[None]] = {}
         self._listeners: list[Listener] = []
         self._event_queues: list[asyncio.Queue[EngineEvent | None]] = []
-        # Run times of jobs that ran alone, per task, parameters and mode: the serial
-        # baseline. Per mode, because a lone job on a thread still shares the GIL
-        # with the UI, and a process job does not.
-        self._solo_runs: dict[tuple[str, tuple[tuple[str, str], ...], Mode], deque[float]] = {}
+        # The serial baseline: run times of baseline jobs, per task and parameters.
+        # A baseline job runs alone, in a fresh process whatever the mode (on a
+        # thread it would share the GIL with the UI and read slow), so one baseline
+        # serves every mode and their speedups compare.
+        self._baselines: dict[tuple[str, tuple[tuple[str, str], ...]], deque[tuple[float, float]]] = {}
+        self._baseline_backend: ProcessPerJobBackend | None = None
         self._ended_intervals: deque[tuple[float, float]] = deque(maxlen=64)
         self._ended_counts = {JobState.DONE: 0, JobState.FAILED: 0, JobState.CANCELLED: 0}
         self._idle: asyncio.Event | None = None
@@ -296,8 +298,9 @@ class Engine:
     ) -> JobRecord:
         """Queue one job. ``params`` are the function's keyword arguments.
 
-        An ``exclusive`` job waits until nothing runs and runs alone: its run time
-        is a serial baseline sample (what speedups are measured against).
+        An ``exclusive`` job waits until nothing runs, then runs alone in a fresh
+        process: its run time is a serial baseline sample (what speedups are
+        measured against).
         """
         info = self.catalog.get(task)
         params = dict(params) if params is not None else info.params_for()
@@ -312,8 +315,15 @@ class Engine:
         """Queue one job that runs alone, so later batches of it can report a speedup."""
         return self.submit(task, params, exclusive=True, label="serial baseline")
 
-    def has_baseline(self, task: str, params: dict[str, Any], mode: Mode | None = None) -> bool:
-        return bool(self._solo_runs.get((task, _params_key(params), mode or self._mode)))
+    def has_baseline(self, task: str, params: dict[str, Any]) -> bool:
+        return bool(self._baselines.get((task, _params_key(params))))
+
+    def baseline(self, task: str, params: dict[str, Any]) -> tuple[float, float] | None:
+        """(median run time of one job alone, when it was last measured), if measured."""
+        runs = self._baselines.get((task, _params_key(params)))
+        if not runs:
+            return None
+        return statistics.median(run for run, _ in runs), runs[-1][1]
 
     def submit_batch(self, task: str, count: int, params: dict[str, Any] | None = None) -> BatchRecord:
         """Queue ``count`` identical jobs as one batch, measured as a whole."""
@@ -392,6 +402,12 @@ class Engine:
                 self._backend = ProcessPerJobBackend(size, self._context, self._report_writer_conn)
         return self._backend
 
+    def _baseline_runner(self) -> Backend:
+        """Where baseline jobs run: a fresh process each, alone, whatever the mode."""
+        if self._baseline_backend is None:
+            self._baseline_backend = ProcessPerJobBackend(1, self._context, self._report_writer_conn)
+        return self._baseline_backend
+
     def _detach_backend(self, backend: Backend) -> None:
         """Send no new jobs to ``backend``; release it once its jobs are back."""
         if backend is self._backend:
@@ -421,7 +437,7 @@ class Engine:
             if any(record.exclusive for record in self._active.values()):
                 break  # and nothing runs beside it
             try:
-                backend = self._current_backend()
+                backend = self._baseline_runner() if self._queue[0].exclusive else self._current_backend()
             except Exception as exc:  # no executor (out of fds, no /dev/shm...): fail, visibly
                 why = f"could not start the {self._mode.label} executor: {type(exc).__name__}: {exc}"
                 self._emit(PoolNotice(self._mode, why))
@@ -658,9 +674,9 @@ class Engine:
             record.solo = self._ran_alone(record)
             self._ended_intervals.append((record.started, record.finished))
             run = record.run_s
-            if state is JobState.DONE and record.solo and run is not None and record.mode is not None:
-                key = (record.task, _params_key(record.params), record.mode)
-                self._solo_runs.setdefault(key, deque(maxlen=21)).append(run)
+            if state is JobState.DONE and record.exclusive and record.solo and run is not None:
+                key = (record.task, _params_key(record.params))
+                self._baselines.setdefault(key, deque(maxlen=5)).append((run, record.completed or 0.0))
         self._ended_counts[state] += 1
         self._unexplained_breaks.pop(record.id, None)
         self._recent.append(record)
@@ -679,12 +695,10 @@ class Engine:
                 return False
         return not any(s < end and f > start for s, f in self._ended_intervals)
 
-    def serial_estimate(self, task: str, params: dict[str, Any], jobs: int, mode: Mode) -> float | None:
-        """jobs x the median run time of this task measured while it ran alone in ``mode``."""
-        runs = self._solo_runs.get((task, _params_key(params), mode))
-        if not runs:
-            return None
-        return jobs * statistics.median(runs)
+    def serial_estimate(self, task: str, params: dict[str, Any], jobs: int) -> float | None:
+        """jobs x the median run time of this task's baseline jobs (alone, in a process)."""
+        found = self.baseline(task, params)
+        return None if found is None else jobs * found[0]
 
     def _job_ended_in_batch(self, record: JobRecord) -> None:
         assert record.batch_id is not None
@@ -706,10 +720,11 @@ class Engine:
         self._emit(BatchFinished(batch, batch.summary))
 
     def clear_history(self) -> None:
-        """Forget ended jobs and finished batches (serial baselines are kept)."""
+        """Forget ended jobs, finished batches and serial baselines."""
         for record in self._recent:
             self._jobs.pop(record.id, None)
         self._recent.clear()
+        self._baselines.clear()  # the machine may be busier or quieter now: measure again
         for batch_id in [b.id for b in self._batches.values() if b.finished]:
             del self._batches[batch_id]
         self._ended_counts = dict.fromkeys(self._ended_counts, 0)
@@ -791,6 +806,8 @@ class Engine:
         for event in self._cancel_events.values():
             event.set()
         backends = [*self._retiring, *([self._backend] if self._backend else [])]
+        if self._baseline_backend is not None:
+            backends.append(self._baseline_backend)
         for backend in backends:
             backend.close()
         pending = list(self._job_tasks.values())
@@ -833,6 +850,8 @@ class Engine:
                 pids.extend(backend.worker_pids())
             elif isinstance(backend, ProcessPerJobBackend):
                 pids.extend(backend.live_pids())
+        if self._baseline_backend is not None:
+            pids.extend(self._baseline_backend.live_pids())
         pids.extend(r.pid for r in self._active.values() if r.pid is not None and r.mode is not Mode.THREAD)
         return sorted(set(pids))
 
@@ -875,8 +894,7 @@ class _BatchStats:
         )
         serial = None
         if done == batch.count and len(self.modes) == 1:
-            only_mode = next(iter(self.modes))
-            serial = engine.serial_estimate(batch.task, batch.params, batch.count, only_mode)
+            serial = engine.serial_estimate(batch.task, batch.params, batch.count)
         speedup = serial / makespan if serial is not None else None
         timed = max(1, self.timed)
         return BatchSummary(
@@ -898,5 +916,5 @@ class _BatchStats:
             mean_overhead_s=self.sum_overhead / timed,
             serial_s=serial,
             speedup=speedup,
-            efficiency=speedup / batch.workers if speedup is not None else None,
+            efficiency=speedup / min(batch.workers, engine.usable_cpus) if speedup is not None else None,
         )

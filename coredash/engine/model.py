@@ -69,6 +69,9 @@ class JobState(StrEnum):
         return self in TERMINAL_STATES
 
 
+# Below this run time a CPU÷wall ratio is mostly clock granularity (it can read 1.6).
+MIN_RATIO_RUN_S = 0.002
+
 TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 ACTIVE_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING})
 
@@ -86,7 +89,7 @@ class JobRecord:
     params: dict[str, Any]
     batch_id: int | None
     state: JobState = JobState.QUEUED
-    # Runs with nothing beside it (a serial baseline measurement); label says why.
+    # Runs alone in a fresh process (a serial baseline measurement); label says why.
     exclusive: bool = False
     label: str | None = None
     mode: Mode | None = None  # the mode it was dispatched in
@@ -114,14 +117,11 @@ class JobRecord:
     cancel_requested: bool = False
     version: int = 0
 
-    @property
-    def wait_s(self) -> float | None:
-        """Submitted until the function started: queueing plus dispatch."""
-        return None if self.started is None else max(0.0, self.started - self.submitted)
+    # wait + run + overhead = completed - submitted, with no part counted twice.
 
     @property
-    def queue_s(self) -> float | None:
-        """Time in coredash's queue, waiting for a free worker slot."""
+    def wait_s(self) -> float | None:
+        """Submitted until dispatched: time in coredash's queue, waiting for a worker slot."""
         return None if self.dispatched is None else max(0.0, self.dispatched - self.submitted)
 
     @property
@@ -153,9 +153,12 @@ class JobRecord:
 
     @property
     def cpu_ratio(self) -> float | None:
-        """CPU time / run time: ~1 when the job had a core to itself, less when it waited (GIL)."""
+        """CPU time / run time: ~1 when the job had a core to itself, less when it waited (GIL).
+
+        None for runs shorter than the CPU clocks can resolve honestly.
+        """
         run = self.run_s
-        if self.cpu_s is None or not run:
+        if self.cpu_s is None or run is None or run < MIN_RATIO_RUN_S:
             return None
         return self.cpu_s / run
 
@@ -190,9 +193,9 @@ class BatchSummary:
     mean_wait_s: float
     mean_run_s: float
     mean_overhead_s: float
-    serial_s: float | None  # jobs x median solo run time of this task, when measured
+    serial_s: float | None  # jobs x the baseline: one job alone in a fresh process
     speedup: float | None  # serial_s / makespan_s
-    efficiency: float | None  # speedup / workers
+    efficiency: float | None  # speedup / min(workers, usable cores)
 
     @property
     def complete(self) -> bool:

@@ -69,6 +69,7 @@ def keys_table(bindings: Iterable[BindingType]) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
+    AUTO_FOCUS = "*"  # the scroll view, so the arrow keys scroll
     BINDINGS = [
         Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close"),
     ]
@@ -82,7 +83,7 @@ class HelpScreen(ModalScreen[None]):
         max-width: 95%;
         height: 90%;
         border: round $accent;
-        border-title-color: $accent;
+        border-title-color: $text-accent;
         background: $surface;
         padding: 0 1;
     }

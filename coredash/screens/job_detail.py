@@ -41,13 +41,14 @@ def job_detail_text(job: JobRecord) -> Content:
     ]
     parts: list[tuple[str, str] | str] = []
     for name, value in rows:
-        parts += [(f"{name:>11}  ", "bold $accent"), f"{value}\n"]
+        parts += [(f"{name:>11}  ", "bold $text-accent"), f"{value}\n"]
     if job.traceback:
-        parts += [("\ntraceback (from the worker)\n", "bold $error"), (job.traceback, "$foreground 85%")]
+        parts += [("\ntraceback (from the worker)\n", "bold $text-error"), (job.traceback, "$foreground 85%")]
     return Content.assemble(*parts)
 
 
 class JobDetailScreen(ModalScreen[None]):
+    AUTO_FOCUS = "*"
     BINDINGS = [Binding("escape,q,enter", "dismiss", "Close", id="detail.close")]
 
     DEFAULT_CSS = """
@@ -60,7 +61,7 @@ class JobDetailScreen(ModalScreen[None]):
         height: auto;
         max-height: 90%;
         border: round $accent;
-        border-title-color: $accent;
+        border-title-color: $text-accent;
         background: $surface;
         padding: 0 1;
     }

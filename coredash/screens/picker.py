@@ -47,9 +47,9 @@ def task_option(info: TaskInfo) -> Option:
     gil = {True: "releases GIL", False: "holds GIL", None: "GIL: ?"}[info.releases_gil]
     prompt = Content.assemble(
         (f"{info.name:<15}", "bold"),
-        (f"{info.kind:<9}", "$accent"),
-        (f"{gil:<13}", "$warning" if info.releases_gil is False else "$success"),
-        (info.description, "$foreground 70%"),
+        (f"{info.kind:<9}", "$text-accent"),
+        (f"{gil:<13}", "$text-warning" if info.releases_gil is False else "$text-success"),
+        (info.description if len(info.description) <= 64 else info.description[:63] + "…", "$foreground 75%"),
     )
     return Option(prompt, id=info.name)
 
@@ -70,7 +70,7 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
         height: auto;
         max-height: 95%;
         border: round $accent;
-        border-title-color: $accent;
+        border-title-color: $text-accent;
         background: $surface;
         padding: 0 1;
     }
@@ -144,7 +144,8 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
 
     def _describe(self, info: TaskInfo) -> None:
         unit = info.meta.size_unit
-        self.query_one("#unit", Label).update(f"{info.size_param}{f' ({unit})' if unit else ''}")
+        shown = info.size_param if not unit or unit == info.size_param else f"{info.size_param} ({unit})"
+        self.query_one("#unit", Label).update(shown)
         self.query_one("#about", Static).update(
             Content.assemble(
                 (info.name, "bold"),
@@ -169,7 +170,8 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
     def _choice(self, run_now: bool) -> JobChoice | None:
         error = self.query_one("#error", Static)
         try:
-            size = parse_count(self.query_one("#size", Input).value, "size", MAX_SIZE)
+            info = self._catalog.get(self._task_name)
+            size = parse_count(self.query_one("#size", Input).value, "size", info.meta.max_size or MAX_SIZE)
             jobs = parse_count(self.query_one("#jobs", Input).value, "jobs", MAX_JOBS)
         except ValueError as exc:
             error.update(Content(str(exc)))

@@ -1,6 +1,6 @@
 """Small helpers for building theme-aware Content from (text, style) parts.
 
-Styles are Textual style strings with theme variables ("$success", "bold $accent"),
+Styles are Textual style strings with theme variables ("$success", "bold $text-accent"),
 so every panel follows the active theme, light or dark, and NO_COLOR.
 """
 
@@ -14,12 +14,15 @@ Part = tuple[str, str] | str
 Row = list[Part]
 
 EIGHTHS_LEFT = "▏▎▍▌▋▊▉█"
-LEVEL_STYLE = {"low": "$success", "mid": "$warning", "high": "$error"}
-MUTED = "$foreground 55%"
-FAINT = "$foreground 20%"
+LEVEL_STYLE = {"low": "$text-success", "mid": "$text-warning", "high": "$text-error"}
+# Text tints kept readable on a projector, light themes included; bar tracks are
+# not text and can be fainter.
+MUTED = "$foreground 72%"
+FAINT = "$foreground 50%"
+TRACK = "$foreground 22%"
 
 
-def hbar(fraction: float, width: int, style: str, track: str = FAINT) -> Row:
+def hbar(fraction: float, width: int, style: str, track: str = TRACK) -> Row:
     """A bar ``width`` cells long, filled to ``fraction`` with eighth-cell steps."""
     width = max(1, width)
     fill = max(0.0, min(1.0, fraction)) * width

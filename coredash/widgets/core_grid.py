@@ -78,8 +78,14 @@ def graph_rows(values: Sequence[float], width: int, rows: int) -> list[Line]:
     return lines
 
 
+MAX_MARKS = 3
+
+
 def _marks_text(marks: Sequence[CoreMark]) -> str:
-    return " ".join(f"◆{mark.label}" for mark in marks)
+    text = " ".join(f"◆{mark.label}" for mark in marks[:MAX_MARKS])
+    if len(marks) > MAX_MARKS:
+        text += f" +{len(marks) - MAX_MARKS} more"
+    return text
 
 
 def _core_header(core: int, data: CoreGridData, label_width: int, bar_width: int) -> Line:
@@ -180,11 +186,11 @@ class CoreGrid(Widget):
     CoreGrid > .core-grid--low { color: $success; }
     CoreGrid > .core-grid--mid { color: $warning; }
     CoreGrid > .core-grid--high { color: $error; }
-    CoreGrid > .core-grid--empty { color: $foreground 20%; }
-    CoreGrid > .core-grid--axis { color: $foreground 15%; }
+    CoreGrid > .core-grid--empty { color: $foreground 22%; }
+    CoreGrid > .core-grid--axis { color: $foreground 22%; }
     CoreGrid > .core-grid--label { color: $foreground; text-style: bold; }
-    CoreGrid > .core-grid--off { color: $foreground 35%; }
-    CoreGrid > .core-grid--mark { color: $accent; text-style: bold; }
+    CoreGrid > .core-grid--off { color: $foreground 50%; }
+    CoreGrid > .core-grid--mark { color: $text-accent; text-style: bold; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:

@@ -35,7 +35,7 @@ COLUMNS = (
     ("core", "core"),
     ("note", "result / reason"),
 )
-STATE_COLOUR = {JobState.DONE: "success", JobState.FAILED: "error", JobState.CANCELLED: "warning"}
+STATE_COLOUR = {JobState.DONE: "text-success", JobState.FAILED: "text-error", JobState.CANCELLED: "text-warning"}
 NOTE_WIDTH = 48
 
 
@@ -86,14 +86,19 @@ class JobsTable(DataTable[Text]):
         """Make the rows match ``jobs`` (oldest first), touching only what changed."""
         shown = list(jobs)[-MAX_ROWS:]
         wanted = {job.id for job in shown}
-        for job_id in [job_id for job_id in self._versions if job_id not in wanted]:
-            self.remove_row(str(job_id))
-            del self._versions[job_id]
+        has_new = any(job.id not in self._versions for job in shown)
+        if has_new and time.monotonic() - self._last_added < ADD_INTERVAL_S:
+            # Not yet time to add: leave the rows as they are (removing old ones
+            # now would empty the table under a fast stream of jobs).
+            shown = [job for job in shown if job.id in self._versions]
+        else:
+            for job_id in [job_id for job_id in self._versions if job_id not in wanted]:
+                self.remove_row(str(job_id))
+                del self._versions[job_id]
         added = False
-        may_add = time.monotonic() - self._last_added >= ADD_INTERVAL_S
         for job in shown:
             version = self._versions.get(job.id)
-            if version == job.version or (version is None and not may_add):
+            if version == job.version:
                 continue
             cells = self._cells(job)
             if version is None:

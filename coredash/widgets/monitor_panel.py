@@ -58,15 +58,24 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
     rows.append(
         [
             cell("monitor (UI)", LABEL_WIDTH, "bold"),
-            (f"{sample.ui_cores * 100:4.1f}% of a core", "bold"),
-            (f"  sampling + drawing · {sample.window_s:.0f} s avg", MUTED),
+            (f"{sample.ui_cores * 100:5.1f}% of a core", "bold"),
+            (f"  UI + scheduling, {sample.window_s:.0f} s avg", MUTED),
+        ]
+    )
+    rows.append(
+        [
+            cell("executor threads", LABEL_WIDTH, "bold"),
+            (f"{sample.plumbing_cores * 100:5.1f}% of a core", "bold"),
+            ("  pickling, IPC" if not in_threads else "  none on threads", MUTED),
         ]
     )
     lag = data.lag
     if lag is None:
         rows.append([cell("event-loop lag", LABEL_WIDTH, "bold"), ("measuring…", MUTED)])
     else:
-        style = "$error" if lag.p99_ms >= 100 else "$warning" if lag.p99_ms >= 25 else "$success"
+        style = (
+            "$text-error" if lag.p99_ms >= 100 else "$text-warning" if lag.p99_ms >= 25 else "$text-success"
+        )
         row: Row = [
             cell("event-loop lag", LABEL_WIDTH, "bold"),
             (f"p50 {lag.p50_ms:3.0f} ms", f"bold {style}"),
@@ -74,7 +83,7 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
             (f"p99 {lag.p99_ms:3.0f} ms", f"bold {style}"),
         ]
         if lag.p99_ms >= 25 and in_threads and data.running:
-            row.append(("  the UI waits for the GIL too", MUTED))
+            row.append(("  UI waits for the GIL", MUTED))
         rows.append(row)
     return rows
 

@@ -46,28 +46,32 @@ class StatusLine(Widget):
 
     def render(self) -> RenderResult:
         data = self.data
-        parts: list[tuple[str, str] | str] = [("coredash ", "bold $accent")]
+        parts: list[tuple[str, str] | str] = [("coredash ", "bold $text-accent")]
         for mode in (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB):
             label = f" {MODE_KEYS[mode]} {mode.label} "
             if mode is data.mode:
                 parts.append((label, "bold reverse $accent"))
             else:
-                parts.append((label, f"$foreground 70% @click=app.set_mode('{mode.value}')"))
+                parts.append((label, f"$foreground 80% @click=app.set_mode('{mode.value}')"))
             parts.append(" ")
         draining = f" (+{data.draining} draining)" if data.draining else ""
         gil = "GIL on" if data.gil_enabled else "GIL off (free-threaded)"
+        separator = (" │ ", "$foreground 40%")
+        # Most important first: a narrow terminal crops from the right.
         parts += [
-            ("│ ", "$foreground 30%"),
+            ("│ ", "$foreground 40%"),
             (f"{data.workers} worker{'s' if data.workers != 1 else ''}", "bold"),
-            (draining, "$warning"),
-            (f" · {data.usable_cpus} usable core{'s' if data.usable_cpus != 1 else ''} ", ""),
-            ("│ ", "$foreground 30%"),
-            (f"{data.python} · ", ""),
-            (gil, "bold $warning" if data.gil_enabled else "bold $success"),
-            (" │ ", "$foreground 30%"),
-            (f"{data.refresh_hz:g} Hz", ""),
+            (draining, "$text-warning"),
+            (f" · {data.usable_cpus} core{'s' if data.usable_cpus != 1 else ''}", ""),
         ]
         if data.task:
             params = format_params(dict(data.params))
-            parts += [(" │ ", "$foreground 30%"), (f"{data.task} {params} ×{data.jobs}", "$foreground 80%")]
+            parts += [separator, (f"{data.task} {params} ×{data.jobs}", "bold")]
+        parts += [
+            separator,
+            (gil, "bold $text-warning" if data.gil_enabled else "bold $text-success"),
+            (f" · {data.python}", ""),
+            separator,
+            (f"{data.refresh_hz:g} Hz", ""),
+        ]
         return Content.assemble(*parts)

@@ -13,6 +13,7 @@ from coredash.view_model import BatchProgress, WorkerRow, format_seconds
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
 
 NEXT_SHOWN = 4
+MAX_WORKER_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def queue_row(data: WorkersData) -> Row:
             row.append((", ", MUTED))
         row.append(f"#{job_id} {task}")
         if label:
-            row.append((f" ({label})", "$accent"))
+            row.append((f" ({label})", "$text-accent"))
     if data.queued_total > NEXT_SHOWN:
         row.append((" …", MUTED))
     return row
@@ -54,8 +55,9 @@ def worker_table_rows(data: WorkersData, width: int) -> list[Row]:
             cell("busy", 6, "bold", ">"),
         ]
     ]
-    for worker in data.rows:
-        name = cell(f"w{worker.slot + 1}", 7, "bold $accent")
+    shown, hidden = data.rows[:MAX_WORKER_ROWS], data.rows[MAX_WORKER_ROWS:]
+    for worker in shown:
+        name = cell(f"w{worker.slot + 1}", 7, "bold $text-accent")
         job = worker.job
         if job is None:
             rows.append([name, ("idle", FAINT)])
@@ -74,27 +76,36 @@ def worker_table_rows(data: WorkersData, width: int) -> list[Row]:
                 cell(busy, 6, "", ">"),
             ]
         )
+    if hidden:
+        running = sum(1 for worker in hidden if worker.job is not None)
+        rows.append(
+            [(f"… {len(hidden)} more workers, {running} of them busy (the core marks show all)", MUTED)]
+        )
     return rows
 
 
 def progress_row(progress: BatchProgress | None, width: int) -> Row:
     if progress is None:
-        return [("no batch yet: press ", MUTED), ("r", "bold $accent"), (" to run one", MUTED)]
+        return [("no batch yet: press ", MUTED), ("r", "bold $text-accent"), (" to run one", MUTED)]
     batch = progress.batch
     summary = batch.summary
     head = f"batch {batch.id} {batch.task} ×{batch.count} "
     bar_width = max(8, min(40, width - len(head) - 34))
     style = "$success" if summary is not None and summary.complete else "$accent"
     row: Row = [(head, "bold")]
+    if batch.first_dispatched is None:
+        return [*row, ("queued: waiting for free workers", MUTED)]
     row += hbar(progress.ended / batch.count, bar_width, style)
     row.append((f" {progress.ended}/{batch.count}", "bold"))
     if summary is not None:
         row.append((f"  done in {format_seconds(summary.makespan_s)} ({summary.mode})", MUTED))
         if summary.failed or summary.cancelled:
-            row.append((f"  {summary.failed} failed, {summary.cancelled} cancelled", "bold $error"))
+            row.append((f"  {summary.failed} failed, {summary.cancelled} cancelled", "bold $text-error"))
     else:
         eta = "ETA –" if progress.eta_s is None else f"ETA {format_seconds(progress.eta_s)}"
         row.append((f"  {format_seconds(progress.elapsed_s)} · {eta}", MUTED))
+    if progress.waiting_batches:
+        row.append((f"  +{progress.waiting_batches} batch(es) queued", "$text-warning"))
     return row
 
 
@@ -109,9 +120,10 @@ class WorkersPanel(Widget):
 
     def render(self) -> RenderResult:
         width = self.size.width
+        # Progress before the worker table, so many workers never push it out of view.
         rows = [
             queue_row(self.data),
-            *worker_table_rows(self.data, width),
             progress_row(self.data.progress, width),
+            *worker_table_rows(self.data, width),
         ]
         return content(rows)
