@@ -77,7 +77,7 @@ async def session(size: tuple[int, int]) -> None:
     from coredash.app import CoredashApp
 
     engine = Engine(mode=Mode.THREAD)
-    jobs = 10 * engine.usable_cpus
+    jobs = 6 * engine.usable_cpus
     app = CoredashApp(engine, task="count_primes", jobs=jobs)
     async with app.run_test(size=size):
         await asyncio.sleep(2.0)  # some idle history first

@@ -415,3 +415,52 @@ async def test_the_job_table_keeps_rows_under_a_fast_stream_of_jobs() -> None:
         assert len(seen_rows) > 5
         assert min(seen_rows) > 0  # never blank while jobs stream past
         await wait_until(pilot, lambda: table.row_count == 200, what="the table to settle at its cap")
+
+
+def test_a_thread_job_that_reads_stdin_gets_eof_not_the_keyboard(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    module = tmp_path / "asks.py"
+    module.write_text("def ask(n: int = 1) -> str:\n    return input('type: ')\n")
+    session = TerminalSession("--tasks", str(module), "--task", "ask", "--jobs", "2", "--mode", "thread")
+    try:
+        session.wait_for_text(b"Threads vs processes")
+        os.write(session.fd, b"r")
+        session.wait_for_text(b"EOFError")  # the jobs fail with the reason, as in process modes
+        os.write(session.fd, b"q")  # and the keyboard still belongs to the UI
+        assert session.wait_exit(10) is not None
+    finally:
+        session.close()
+
+
+async def test_kill_says_when_a_thread_job_cannot_be_stopped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from coredash.engine import Catalog
+
+    release = tmp_path / "release"
+    module = tmp_path / "stubborn.py"
+    module.write_text(
+        "import os, time\n"
+        "def stubborn(seconds: int = 30) -> int:\n"
+        "    deadline = time.monotonic() + seconds\n"
+        f"    while time.monotonic() < deadline and not os.path.exists({str(release)!r}):\n"
+        "        pass  # never calls checkpoint()\n"
+        "    return seconds\n"
+    )
+    catalog = Catalog.builtin()
+    catalog.load_file(module)
+    app = CoredashApp(Engine(workers=1, catalog=catalog), task="stubborn", size=30, jobs=1, refresh=10)
+    app.auto_baseline = False
+    try:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await pilot.press("r")
+            await wait_until(
+                pilot, lambda: app.engine.snapshot().counts[JobState.RUNNING] == 1, what="it to run"
+            )
+            await pilot.press("k")
+            await wait_until(
+                pilot,
+                lambda: any("cannot be killed" in str(n.message) for n in app._notifications),
+                15,
+                "the warning that threads cannot be killed",
+            )
+            assert app.engine.snapshot().counts[JobState.RUNNING] == 1  # and indeed it still runs
+    finally:
+        release.touch()  # let the thread end, so the test process can

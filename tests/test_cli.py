@@ -73,6 +73,10 @@ def test_tasks_includes_a_user_module(tmp_path: Path) -> None:
         (["--task", "nope"], "unknown task 'nope'"),
         (["--mode", "fibers"], "unknown mode"),
         (["frobnicate"], "unknown command 'frobnicate'"),
+        (["--tasks", "x.py", "tasks"], "put options after the command: coredash tasks"),
+        (["--tasks", "/tmp"], "is a folder"),
+        (["bench", "--task", "payload", "--size", "100000"], "over its limit of 2,048"),
+        (["--task", "payload", "--size", "100000"], "over its limit"),
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
@@ -174,3 +178,17 @@ def test_python_too_old_gets_one_sentence() -> None:
     proc = subprocess.run([str(old), "-m", "coredash"], capture_output=True, text=True, cwd=REPO, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "coredash needs Python 3.11 or newer, but this is Python 3.10."
+
+
+def test_a_plain_task_file_skips_helpers_and_import_chatter(tmp_path: Path) -> None:
+    module = tmp_path / "chatty.py"
+    module.write_text(
+        "print('IMPORT-NOISE')\n"
+        "def setup():\n    return 1\n"
+        "def work(n: int = 3) -> int:\n    'Does work.'\n    return n\n"
+    )
+    proc = coredash("tasks", "--tasks", str(module))
+    assert proc.returncode == 0, proc.stderr
+    assert "work" in proc.stdout
+    assert "setup" not in proc.stdout  # no parameters, so no size knob: a helper, not a job
+    assert "IMPORT-NOISE" not in proc.stdout + proc.stderr

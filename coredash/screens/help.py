@@ -39,17 +39,21 @@ finish where they are.
 
 ## The numbers
 
-- **wait**: submitted → started (queueing, then dispatch). **run**: inside the
-  worker. **overhead**: dispatch → start, plus finish → result seen by the loop.
+- **wait**: time queued for a free worker. **overhead**: dispatch → start
+  (pickling, IPC, process start-up) plus finish → result seen by the loop (on
+  threads: the loop winning the GIL back). **run**: measured inside the worker.
+  wait + overhead + run = the job's whole life.
 - **CPU÷wall**: the job's CPU time over its run time. ~1.0 means it had a core;
   pure-Python jobs on N threads show about 1/N: the rest was waiting for the GIL.
 - **makespan**: first job dispatched → last job done. **parallelism**: Σ job CPU
   time ÷ makespan, the cores a batch really kept busy.
-- **speedup**: a serial estimate ÷ makespan. The serial estimate comes from jobs
-  that ran *alone* (before a batch of a new task or size coredash queues one
-  *serial baseline* job for that), never from summed run times, which would count
-  waiting for the GIL as work. **efficiency**: speedup ÷ workers.
-- **monitor (UI)**: coredash's own CPU outside job threads (sampling + drawing).
+- **speedup**: a serial estimate ÷ makespan. Before the first batch of a task and
+  size, coredash runs one *serial baseline* job alone in a fresh process, whatever
+  the mode; jobs × its run time is the serial estimate, shared by all modes.
+  Never summed run times, which would count waiting for the GIL as work. `x`
+  forgets baselines. **efficiency**: speedup ÷ min(workers, cores).
+- **monitor (UI)**: the event loop's own CPU (sampling, drawing, scheduling);
+  **executor threads**: the pool's helper threads (pickling, IPC).
 - **event-loop lag**: how late the UI loop's timers fire (p50/p99, last 5 s).
 
 ## Keys

@@ -35,7 +35,11 @@ COLUMNS = (
     ("core", "core"),
     ("note", "result / reason"),
 )
-STATE_COLOUR = {JobState.DONE: "text-success", JobState.FAILED: "text-error", JobState.CANCELLED: "text-warning"}
+STATE_COLOUR = {
+    JobState.DONE: "text-success",
+    JobState.FAILED: "text-error",
+    JobState.CANCELLED: "text-warning",
+}
 NOTE_WIDTH = 48
 
 
