@@ -198,13 +198,16 @@ def _summarize(
     runs: list[BenchRun] = []
     for mode in config.modes:
         baseline = summaries.get((mode, 1))
-        base_makespan = median([s.makespan_s for s in baseline]) if baseline else None
+        # A batch where jobs failed or were cancelled did less work: no speedup.
+        base_ok = bool(baseline) and all(s.complete for s in baseline or [])
+        base_makespan = median([s.makespan_s for s in baseline]) if baseline and base_ok else None
         for workers in config.workers:
             found = summaries.get((mode, workers), [])
             if not found:
                 continue
             makespan = median([s.makespan_s for s in found])
-            speedup = base_makespan / makespan if base_makespan is not None else None
+            complete = all(s.complete for s in found)
+            speedup = base_makespan / makespan if base_makespan is not None and complete else None
             runs.append(
                 BenchRun(
                     task=config.task,
@@ -215,7 +218,7 @@ def _summarize(
                     makespan_s=makespan,
                     speedup=speedup,
                     efficiency=speedup / min(workers, cores) if speedup is not None else None,
-                    vs_serial=serial_s / makespan if serial_s is not None else None,
+                    vs_serial=serial_s / makespan if serial_s is not None and complete else None,
                     parallelism=median([s.parallelism for s in found]),
                     mean_wait_s=median([s.mean_wait_s for s in found]),
                     mean_run_s=median([s.mean_run_s for s in found]),

@@ -7,13 +7,13 @@ a second for the CPU to go idle, which it never does while jobs run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import pty
 import select
 import signal
 import struct
+import subprocess
 import sys
 import termios
 import time
@@ -300,10 +300,19 @@ class TerminalSession:
     """coredash in a pseudo-terminal, as a user runs it, with its output drained."""
 
     def __init__(self, *args: str) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become coredash
-            os.execv(sys.executable, [sys.executable, "-m", "coredash", *args])
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
+        # subprocess, not pty.fork(): forking a multi-threaded test process is unsafe.
+        self.fd, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
+        child = subprocess.Popen(
+            [sys.executable, "-m", "coredash", *args],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            start_new_session=True,
+        )
+        os.close(terminal)
+        self.pid = child.pid
+        self._child = child
         self.output = bytearray()
         self.process = psutil.Process(self.pid)
         self.descendants: set[int] = set()
@@ -343,6 +352,7 @@ class TerminalSession:
             finished, status = os.waitpid(self.pid, os.WNOHANG)
             if finished:
                 self.status = status
+                self._child.returncode = os.waitstatus_to_exitcode(status)
                 return time.monotonic() - began
         return None
 
@@ -359,9 +369,9 @@ class TerminalSession:
             time.sleep(0.05)
 
     def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(self.pid, 9)
-            os.waitpid(self.pid, 0)
+        if self._child.returncode is None:
+            self._child.kill()
+            self._child.wait()
         os.close(self.fd)
 
 

@@ -162,6 +162,7 @@ def test_bench_reports_failures_instead_of_crashing() -> None:
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.split()[:1] == ["process"])
     assert row.split()[-1] == "2"  # both jobs failed, and the table says so
+    assert "1.00×" not in row  # and no speedup is claimed for work that did not happen
 
 
 def test_python_too_old_gets_one_sentence() -> None:
