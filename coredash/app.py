@@ -50,14 +50,8 @@ from coredash.sampling import CoreHistory, CpuSample, LoadAverager, PsutilSample
 from coredash.screens.help import HelpScreen
 from coredash.screens.job_detail import JobDetailScreen
 from coredash.screens.picker import JobChoice, JobPickerScreen
-from coredash.view_model import (
-    batch_progress,
-    comparison,
-    core_marks,
-    format_params,
-    format_seconds,
-    worker_rows,
-)
+from coredash.units import format_seconds
+from coredash.view_model import batch_progress, comparison, core_marks, format_params, worker_rows
 from coredash.widgets.comparison import ComparisonData, ComparisonPanel
 from coredash.widgets.core_grid import CoreGrid, CoreGridData
 from coredash.widgets.jobs_table import JobsTable

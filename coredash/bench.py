@@ -34,6 +34,7 @@ from coredash.engine import (
     usable_cpus,
 )
 from coredash.engine.model import EngineEvent
+from coredash.units import format_ratio, format_seconds
 
 
 @dataclass(frozen=True)
@@ -234,22 +235,6 @@ def _summarize(
     return runs
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 0.001:
-        return f"{value * 1e6:.0f} µs"
-    if value < 1:
-        return f"{value * 1e3:.1f} ms"
-    return f"{value:.2f} s"
-
-
-def _ratio(value: float | None, suffix: str = "×") -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}{suffix}" if value < 0.1 else f"{value:.2f}{suffix}"
-
-
 def render_table(report: BenchReport) -> Table:
     config, machine = report.config, report.machine
     params = ", ".join(f"{k}={v}" for k, v in config["params"].items())
@@ -257,7 +242,7 @@ def render_table(report: BenchReport) -> Table:
     caption = (
         f"{machine['usable_cores']} usable cores · Python {machine['python']} · "
         f"GIL {'on' if machine['gil_enabled'] else 'off'} · start method {machine['start_method']} · "
-        f"medians of {config['repeat']} run(s) · serial loop {_seconds(report.serial_s)}\n"
+        f"medians of {config['repeat']} run(s) · serial loop {format_seconds(report.serial_s)}\n"
         "speedup: vs the same mode on 1 worker · vs serial: vs a plain loop in one process · "
         "parallelism: Σ job CPU time ÷ makespan (cores really used) · "
         "wait: time queued · overhead: dispatch → start + finish → result back, per job · "
@@ -288,13 +273,13 @@ def render_table(report: BenchReport) -> Table:
         table.add_row(
             run.mode,
             str(run.workers),
-            _seconds(run.makespan_s),
-            _ratio(run.speedup),
+            format_seconds(run.makespan_s),
+            format_ratio(run.speedup),
             "-" if run.efficiency is None else f"{run.efficiency:.0%}",
-            _ratio(run.vs_serial),
+            format_ratio(run.vs_serial),
             f"{run.parallelism:.2f}",
-            _seconds(run.mean_wait_s),
-            _seconds(run.mean_overhead_s),
+            format_seconds(run.mean_wait_s),
+            format_seconds(run.mean_overhead_s),
             str(run.failed + run.cancelled) if (run.failed or run.cancelled) else "",
         )
     return table

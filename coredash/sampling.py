@@ -25,6 +25,7 @@ from typing import Protocol
 import psutil
 
 from coredash.engine.backends import THREAD_NAME_PREFIX
+from coredash.engine.platform import STAT_PROCESSOR, STAT_STIME, STAT_UTIME, task_stat
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +67,6 @@ def job_thread_ids() -> set[int]:
     }
 
 
-def thread_core(pid: int, tid: int) -> int | None:
-    """The core a thread last ran on: field 39 of /proc/<pid>/task/<tid>/stat."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    fields = text[text.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[36])
-    except (IndexError, ValueError):
-        return None
-
-
 def usable_cores() -> frozenset[int]:
     try:
         return frozenset(os.sched_getaffinity(0))
@@ -103,16 +90,13 @@ def read_thread_times(pid: int) -> dict[int, tuple[float, float, int | None]]:
     except OSError:
         return found
     for name in tids:
-        try:
-            with open(f"/proc/{pid}/task/{name}/stat", "rb") as stat:
-                text = stat.read()
-        except OSError:
-            continue  # the thread ended meanwhile
+        fields = task_stat(pid, name)
         at = time.monotonic()
-        fields = text[text.rfind(b")") + 2 :].split()
+        if fields is None:
+            continue  # the thread ended meanwhile
         try:
-            cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
-            core: int | None = int(fields[36])
+            cpu = (int(fields[STAT_UTIME]) + int(fields[STAT_STIME])) / _CLOCK_TICKS
+            core: int | None = int(fields[STAT_PROCESSOR])
         except (IndexError, ValueError):
             continue
         found[int(name)] = (cpu, at, core)

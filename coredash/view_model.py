@@ -10,26 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from coredash.engine import BatchRecord, BatchSummary, EngineSnapshot, JobRecord, JobState, Mode
-from coredash.sampling import CpuSample
+from coredash.sampling import CpuSample, WorkerLoad
 
 MODE_ORDER = (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB)
 
 
 def format_params(params: dict[str, Any]) -> str:
     return " ".join(f"{key}={value}" for key, value in params.items())
-
-
-def format_seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value < 0.001:
-        return f"{value * 1e6:.0f} µs"
-    if value < 1:
-        return f"{value * 1e3:.1f} ms" if value < 0.1 else f"{value * 1e3:.0f} ms"
-    if value < 60:
-        return f"{value:.2f} s"
-    minutes, seconds = divmod(value, 60)
-    return f"{minutes:.0f} m {seconds:02.0f} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +29,19 @@ class CoreMark:
     label: str  # e.g. "w1 #12"
 
 
+def worker_load(job: JobRecord, sample: CpuSample | None) -> WorkerLoad | None:
+    """What the last sample saw of the thread or process running ``job``."""
+    if sample is None:
+        return None
+    if job.mode is Mode.THREAD:
+        return sample.worker_threads.get(job.thread_id) if job.thread_id is not None else None
+    return sample.worker_processes.get(job.pid) if job.pid is not None else None
+
+
 def live_core(job: JobRecord, sample: CpuSample | None) -> int | None:
     """Where the job's worker is now (sampled), else where the job started."""
-    if sample is not None:
-        if job.mode is Mode.THREAD and job.thread_id is not None:
-            load = sample.worker_threads.get(job.thread_id)
-            if load is not None and load.core is not None:
-                return load.core
-        elif job.pid is not None:
-            proc_load = sample.worker_processes.get(job.pid)
-            if proc_load is not None and proc_load.core is not None:
-                return proc_load.core
-    return job.core
+    load = worker_load(job, sample)
+    return load.core if load is not None and load.core is not None else job.core
 
 
 def core_marks(snapshot: EngineSnapshot, sample: CpuSample | None) -> dict[int, list[CoreMark]]:
@@ -94,14 +82,8 @@ def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) 
             continue
         started = job.started if job.started is not None else job.dispatched
         elapsed = max(0.0, now - started) if started is not None else None
-        busy: float | None = None
-        if sample is not None:
-            if job.mode is Mode.THREAD and job.thread_id is not None:
-                load = sample.worker_threads.get(job.thread_id)
-                busy = load.cores if load is not None else None
-            elif job.pid is not None:
-                proc_load = sample.worker_processes.get(job.pid)
-                busy = proc_load.cores if proc_load is not None else None
+        load = worker_load(job, sample)
+        busy = load.cores if load is not None else None
         where = job.where if job.state is JobState.RUNNING else "starting…"
         rows.append(WorkerRow(slot, job, elapsed, where, live_core(job, sample), busy))
     return rows

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coredash.bench import _ratio, _seconds
+from coredash.units import format_ratio, format_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -148,8 +148,8 @@ def test_bench_table_and_json_agree(tmp_path: Path) -> None:
             if line.split()[:2] == [run["mode"], str(run["workers"])]
         )
         text = " ".join(row)
-        assert _seconds(run["makespan_s"]) in text
-        assert _ratio(run["speedup"]) in text
+        assert format_seconds(run["makespan_s"]) in text
+        assert format_ratio(run["speedup"]) in text
         assert f"{run['parallelism']:.2f}" in text
     # The 1-worker run is every mode's own baseline.
     assert runs[0]["speedup"] == 1.0 and runs[2]["speedup"] == 1.0

@@ -12,8 +12,9 @@ import psutil
 import pytest
 
 from coredash.engine.backends import THREAD_NAME_PREFIX
+from coredash.engine.platform import thread_core
 from coredash.loop_lag import LoopLagMonitor
-from coredash.sampling import CoreHistory, CpuSample, FixedSampler, PsutilSampler, job_thread_ids, thread_core
+from coredash.sampling import CoreHistory, CpuSample, FixedSampler, PsutilSampler, job_thread_ids
 
 
 def burn(seconds: float) -> None:

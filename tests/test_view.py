@@ -6,7 +6,8 @@ import pytest
 
 from coredash.engine import JobState, Mode
 from coredash.sampling import CpuSample, LoadAverager, ProcessLoad
-from coredash.view_model import batch_progress, comparison, core_marks, format_seconds, worker_rows
+from coredash.units import format_seconds
+from coredash.view_model import batch_progress, comparison, core_marks, worker_rows
 from coredash.widgets.core_grid import CoreGridData, bar, core_grid_lines, graph_rows, sparkline
 from coredash.widgets.monitor_panel import MonitorData, monitor_rows
 from tests.fixed_dashboard import NOW, fixed_lag, fixed_sample, fixed_snapshot

@@ -57,19 +57,32 @@ def _load_sched_getcpu() -> Callable[[], int] | None:
 _sched_getcpu = _load_sched_getcpu()
 
 
-def _core_from_proc() -> int | None:
-    # Field 39 ("processor") of /proc/self/task/<tid>/stat; fields after the
-    # command name, which may contain spaces, so split after the last ')'.
+# Indexes into task_stat()'s fields: proc(5) numbers fields from 1, and the
+# first two (pid and the command name, which may contain spaces) are cut off.
+STAT_UTIME, STAT_STIME, STAT_PROCESSOR = 14 - 3, 15 - 3, 39 - 3
+
+
+def task_stat(pid: int | str, tid: int | str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/task/<tid>/stat after the command name (Linux)."""
     try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/stat", "rb") as stat:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as stat:
             text = stat.read()
     except OSError:
         return None
-    fields = text[text.rfind(b")") + 2 :].split()
+    return text[text.rfind(b")") + 2 :].split()
+
+
+def thread_core(pid: int | str, tid: int | str) -> int | None:
+    """The core a thread runs on, or last ran on (field 39, "processor")."""
+    fields = task_stat(pid, tid)
     try:
-        return int(fields[36])  # field 39 counted from 1, minus pid and comm
+        return int(fields[STAT_PROCESSOR]) if fields is not None else None
     except (IndexError, ValueError):
         return None
+
+
+def _core_from_proc() -> int | None:
+    return thread_core("self", threading.get_native_id())
 
 
 def current_core() -> int | None:

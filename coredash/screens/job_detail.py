@@ -10,7 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from coredash.engine import JobRecord
-from coredash.view_model import format_params, format_seconds
+from coredash.units import format_seconds
+from coredash.view_model import format_params
 
 
 def job_detail_text(job: JobRecord) -> Content:

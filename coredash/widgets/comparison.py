@@ -14,7 +14,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from coredash.engine import Mode
-from coredash.view_model import Comparison, format_params, format_seconds
+from coredash.units import format_seconds
+from coredash.view_model import Comparison, format_params
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
 from coredash.widgets.status_line import MODE_KEYS
 

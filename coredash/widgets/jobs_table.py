@@ -14,7 +14,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from coredash.engine import JobRecord, JobState
-from coredash.view_model import cpu_ratio_text, format_seconds, job_note
+from coredash.units import format_seconds
+from coredash.view_model import cpu_ratio_text, job_note
 
 MAX_ROWS = 200
 # Adding a row makes DataTable re-render every visible row (~11 cells each), so

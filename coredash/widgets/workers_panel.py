@@ -9,7 +9,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from coredash.engine import JobState
-from coredash.view_model import BatchProgress, WorkerRow, format_seconds
+from coredash.units import format_seconds
+from coredash.view_model import BatchProgress, WorkerRow
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
 
 NEXT_SHOWN = 4
