@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/dashboard_cost.py [--seconds 8]
 
 Runs the real app headless (Textual still lays out and renders every frame) at
-160x45 and measures the CPU time of coredash's process excluding its job threads
-(the jobs run in worker processes here, so it is all UI: sampling, snapshots,
-drawing). Scenarios run back to back in one process; figures are % of one core.
+160x45 and measures the CPU time of coredash's whole process. The jobs run in
+worker processes here, so that is the monitor's cost: sampling, snapshots,
+drawing, plus the pool's helper threads (pickling, IPC), which the dashboard
+itself shows on a line of their own. Scenarios run back to back in one process;
+figures are % of one core.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from coredash.bench import BenchConfig, BenchReport, render_table, run_bench
+from coredash.defaults import bench_jobs
 from coredash.engine import Catalog, Mode, usable_cpus
 
 
@@ -54,7 +55,7 @@ def main() -> int:
     args = parser.parse_args()
 
     cores = usable_cpus()
-    jobs = args.jobs or 4 * cores
+    jobs = args.jobs or bench_jobs()
     console = Console(width=130)
     catalog = Catalog.builtin()
     reports = []

@@ -26,6 +26,7 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
+from coredash.defaults import APP_JOBS_PER_CORE
 from coredash.engine import (
     BatchFinished,
     CatalogError,
@@ -157,7 +158,7 @@ class CoredashApp(App[int]):
         info = engine.catalog.get(task)
         self.task_name = info.name
         self.task_size = size if size is not None else info.default_size
-        self.task_jobs = jobs if jobs is not None else 4 * engine.usable_cpus
+        self.task_jobs = jobs if jobs is not None else APP_JOBS_PER_CORE * engine.usable_cpus
         self.refresh_hz = refresh
         self.sampler: Sampler = sampler if sampler is not None else PsutilSampler()
         self.clock = clock
@@ -170,6 +171,8 @@ class CoredashApp(App[int]):
         self.lag = lag_monitor if lag_monitor is not None else LoopLagMonitor()
         self.python = python if python is not None else python_label()
         self._last_sample: CpuSample | None = None
+        self._history_key: tuple[int, int] = (-1, -1)
+        self._history_cache: tuple[tuple[float, ...], ...] = ()
         self._binding_state: tuple[object, ...] = ()
         self._unsubscribe: Callable[[], None] | None = None
         self._quitting = False
@@ -203,9 +206,7 @@ class CoredashApp(App[int]):
     def on_mount(self) -> None:
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
         self._handle_signals()
-        prime = getattr(self.sampler, "prime", None)
-        if callable(prime):
-            prime()
+        self.sampler.prime()
         if self._measure_lag:
             self.run_worker(self.lag.run(), name="loop-lag", group="monitor", exit_on_error=False)
         self.set_interval(1 / self.refresh_hz, self.tick, name="tick")
@@ -238,13 +239,24 @@ class CoredashApp(App[int]):
     # --- the tick -----------------------------------------------------------
 
     def tick(self) -> None:
-        """Sample once, then hand every widget what to draw."""
+        """The timer's tick: sample the CPUs once, then redraw."""
         if self._quitting or not self.is_running:
             return
         sample = self.sampler.sample(self.engine.live_worker_pids())
         self._last_sample = sample
         self.history.add(sample)
         self.load.add(sample)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Hand every widget what to draw, from the last sample and a fresh snapshot.
+
+        Keys and engine events redraw at once without sampling: a sample taken
+        off the timer's beat would cover an odd interval.
+        """
+        sample = self._last_sample
+        if sample is None or self._quitting or not self.is_running:
+            return
         snapshot = self.snapshot_source()
         now = self.clock()
         try:
@@ -269,13 +281,12 @@ class CoredashApp(App[int]):
             params=tuple(params.items()),
             jobs=self.task_jobs,
             draining=snapshot.draining,
-            start_method=self.engine.start_method,
         )
         cores = len(sample.per_core)
         self.query_one(CoreGrid).update_data(
             CoreGridData(
                 per_core=sample.per_core,
-                history=tuple(tuple(self.history.series(core)) for core in range(cores)),
+                history=self._history_columns(cores),
                 usable=sample.usable,
                 marks=core_marks(snapshot, sample),
             )
@@ -293,7 +304,6 @@ class CoredashApp(App[int]):
             queued_next=tuple((job.id, job.task, job.label) for job in snapshot.queued[:4]),
             rows=tuple(worker_rows(snapshot, sample, now)),
             progress=batch_progress(snapshot, now),
-            counts=dict(snapshot.counts),
         )
         self.query_one(ComparisonPanel).data = ComparisonData(
             comparison=comparison(snapshot, (self.task_name, params)),
@@ -301,6 +311,14 @@ class CoredashApp(App[int]):
             current_mode=snapshot.mode,
         )
         self.query_one(JobsTable).sync(snapshot.recent)
+
+    def _history_columns(self, cores: int) -> tuple[tuple[float, ...], ...]:
+        """Per-core history, rebuilt only when a new one-second column has closed."""
+        key = (self.history.closed_columns, cores)
+        if key != self._history_key:
+            self._history_key = key
+            self._history_cache = tuple(tuple(self.history.series(core)) for core in range(cores))
+        return self._history_cache
 
     def _refresh_bindings_if_needed(self, snapshot: EngineSnapshot) -> None:
         state = (
@@ -330,9 +348,9 @@ class CoredashApp(App[int]):
                 markup=False,
             )
         elif isinstance(event, PoolNotice):
-            self.notify(event.message, title="Worker died", severity="warning", timeout=8, markup=False)
+            self.notify(event.message, title="Executor", severity="warning", timeout=8, markup=False)
         elif isinstance(event, ConfigChanged | HistoryCleared):
-            self.call_later(self.tick)
+            self.call_later(self.redraw)
         elif isinstance(event, JobChanged) and event.state is JobState.FAILED and event.job.label:
             # A failed baseline explains why no speedup will show for that task.
             self.notify(
@@ -353,12 +371,11 @@ class CoredashApp(App[int]):
             target = self.engine.workers + step
             if not 1 <= target <= max_workers_allowed(self.engine.usable_cpus):
                 return None
-        snapshot_counts = self.snapshot_source().counts
-        if action == "cancel_queued" and not snapshot_counts.get(JobState.QUEUED, 0):
+        # Queue state as of the last redraw (which refreshes the bindings when it changes).
+        has_queued, has_active = self._binding_state[2:4] if self._binding_state else (False, False)
+        if action == "cancel_queued" and not has_queued:
             return None
-        if action == "kill_running" and not (
-            snapshot_counts.get(JobState.RUNNING, 0) + snapshot_counts.get(JobState.DISPATCHED, 0)
-        ):
+        if action == "kill_running" and not has_active:
             return None
         return True
 
@@ -383,15 +400,14 @@ class CoredashApp(App[int]):
         try:
             # A failing or crashing task has no speedup to measure.
             wants_baseline = self.auto_baseline and info.kind not in ("error", "crash")
-            if wants_baseline and not self.engine.has_baseline(info.name, params):
-                already = any(job.label and job.task == info.name for job in self.snapshot_source().queued)
-                if not already:
-                    self.engine.submit_baseline(info.name, params)
+            measured = self.engine.has_baseline(info.name, params)
+            if wants_baseline and not measured and not self.engine.baseline_pending(info.name, params):
+                self.engine.submit_baseline(info.name, params)
             self.engine.submit_batch(info.name, self.task_jobs, params)
         except (EngineError, CatalogError) as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
-        self.tick()
+        self.redraw()
 
     def action_pick_job(self) -> None:
         def chosen(choice: JobChoice | None) -> None:
@@ -401,7 +417,7 @@ class CoredashApp(App[int]):
             if choice.run_now:
                 self.action_run_batch()
             else:
-                self.tick()
+                self.redraw()
 
         self.push_screen(
             JobPickerScreen(self.engine.catalog, self.task_name, self.task_size, self.task_jobs), chosen

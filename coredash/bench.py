@@ -63,9 +63,9 @@ class BenchRun:
     efficiency: float | None  # speedup / min(workers, usable cores)
     vs_serial: float | None  # serial loop time / makespan
     parallelism: float  # sum of job CPU time / makespan
-    mean_wait_s: float
-    mean_run_s: float
-    mean_overhead_s: float
+    mean_wait_s: float | None  # None when no job of the run finished
+    mean_run_s: float | None
+    mean_overhead_s: float | None
     sum_cpu_s: float
     done: int
     failed: int
@@ -195,6 +195,10 @@ def _summarize(
     def median(values: Sequence[float]) -> float:
         return float(statistics.median(values))
 
+    def median_known(values: Sequence[float | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return median(known) if known else None
+
     cores = usable_cpus()
     runs: list[BenchRun] = []
     for mode in config.modes:
@@ -221,9 +225,9 @@ def _summarize(
                     efficiency=speedup / min(workers, cores) if speedup is not None else None,
                     vs_serial=serial_s / makespan if serial_s is not None and complete else None,
                     parallelism=median([s.parallelism for s in found]),
-                    mean_wait_s=median([s.mean_wait_s for s in found]),
-                    mean_run_s=median([s.mean_run_s for s in found]),
-                    mean_overhead_s=median([s.mean_overhead_s for s in found]),
+                    mean_wait_s=median_known([s.mean_wait_s for s in found]),
+                    mean_run_s=median_known([s.mean_run_s for s in found]),
+                    mean_overhead_s=median_known([s.mean_overhead_s for s in found]),
                     sum_cpu_s=median([s.sum_cpu_s for s in found]),
                     done=min(s.done for s in found),
                     failed=max(s.failed for s in found),

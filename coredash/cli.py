@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from coredash import __version__
+from coredash.defaults import APP_JOBS_PER_CORE, BENCH_JOBS_PER_CORE, MAX_JOBS, app_jobs, bench_jobs
 from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
 from coredash.engine.platform import START_METHODS
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
-MAX_JOBS = 100_000
 REFRESH_RANGE = (0.5, 30.0)
 
 
@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--task", default="count_primes", help="task the batch key runs (see 'coredash tasks')"
     )
     parser.add_argument("--size", type=positive_int, default=None, help="the task's size knob")
-    parser.add_argument("--jobs", type=job_count, default=None, help="jobs per batch (default: 4 per core)")
+    parser.add_argument(
+        "--jobs", type=job_count, default=None, help=f"jobs per batch (default: {APP_JOBS_PER_CORE} per core)"
+    )
     parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
     _add_common(parser)
     return parser
@@ -142,7 +144,12 @@ def build_bench_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--task", required=True, help="task to run (see 'coredash tasks')")
     parser.add_argument("--size", type=positive_int, default=None, help="the task's size knob")
-    parser.add_argument("--jobs", type=job_count, default=None, help="jobs per batch (default: 4 per core)")
+    parser.add_argument(
+        "--jobs",
+        type=job_count,
+        default=None,
+        help=f"jobs per batch (default: {BENCH_JOBS_PER_CORE} per core)",
+    )
     parser.add_argument(
         "--modes",
         type=mode_list,
@@ -189,16 +196,6 @@ class AppOptions:
     catalog: Catalog
 
 
-def default_jobs() -> int:
-    """4 jobs a core: each worker gets several, so queueing and speedup show."""
-    return 4 * usable_cpus()
-
-
-def default_app_jobs() -> int:
-    """6 jobs a core: a batch lasts a few seconds on the cores history (1 s columns)."""
-    return 6 * usable_cpus()
-
-
 def run(argv: Sequence[str]) -> int:
     try:
         return _run(list(argv))
@@ -239,7 +236,7 @@ def _run(argv: list[str]) -> int:
         workers=args.workers,
         task=info.name,
         size=args.size,
-        jobs=args.jobs or default_app_jobs(),
+        jobs=args.jobs or app_jobs(),
         refresh=args.refresh,
         start_method=args.start_method,
         catalog=catalog,
@@ -259,7 +256,7 @@ def _bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         task=info.name,
         params=info.params_for(args.size),
-        jobs=args.jobs or default_jobs(),
+        jobs=args.jobs or bench_jobs(),
         modes=args.modes,
         workers=args.workers or tuple(sorted({1, usable_cpus()})),
         repeat=args.repeat,

@@ -55,16 +55,9 @@ class CpuSample:
 
 
 class Sampler(Protocol):
+    def prime(self) -> None: ...
+
     def sample(self, worker_pids: Iterable[int]) -> CpuSample: ...
-
-
-def job_thread_ids() -> set[int]:
-    """Native ids of this process's job threads (named by the engine's thread pool)."""
-    return {
-        thread.native_id
-        for thread in threading.enumerate()
-        if thread.name.startswith(THREAD_NAME_PREFIX) and thread.native_id is not None
-    }
 
 
 def usable_cores() -> frozenset[int]:
@@ -256,6 +249,7 @@ class CoreHistory:
         self._bucket_start: float | None = None
         self._sums: list[float] = []
         self._count = 0
+        self._closed = 0
 
     def add(self, sample: CpuSample) -> None:
         if self._bucket_start is None:
@@ -268,9 +262,15 @@ class CoreHistory:
         self._count += 1
         if sample.at - self._bucket_start >= 1.0:
             self._columns.append(tuple(total / self._count for total in self._sums))
+            self._closed += 1
             self._bucket_start = sample.at
             self._sums = [0.0] * len(sample.per_core)
             self._count = 0
+
+    @property
+    def closed_columns(self) -> int:
+        """Grows by one each second: a cheap "has the history changed" check."""
+        return self._closed
 
     def series(self, core: int) -> list[float]:
         """Oldest first; finished seconds only."""

@@ -93,7 +93,6 @@ def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) 
 class BatchProgress:
     batch: BatchRecord
     ended: int
-    running: int
     elapsed_s: float  # since its first job was dispatched (0 while it waits its turn)
     eta_s: float | None  # None until a job has ended, and once all have
     waiting_batches: int  # batches queued behind this one
@@ -107,13 +106,12 @@ def batch_progress(snapshot: EngineSnapshot, now: float) -> BatchProgress | None
     batch = unfinished[0] if unfinished else snapshot.batches[-1]
     waiting = max(0, len(unfinished) - 1)
     if batch.summary is not None:
-        return BatchProgress(batch, batch.ended, 0, batch.summary.makespan_s, None, waiting)
-    active = {job.id for job in snapshot.active if job.batch_id == batch.id}
+        return BatchProgress(batch, batch.ended, batch.summary.makespan_s, None, waiting)
     began = batch.first_dispatched
     elapsed = max(0.0, now - began) if began is not None else 0.0
     remaining = batch.count - batch.ended
     eta = elapsed / batch.ended * remaining if batch.ended and remaining else None
-    return BatchProgress(batch, batch.ended, len(active), elapsed, eta, waiting)
+    return BatchProgress(batch, batch.ended, elapsed, eta, waiting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +127,9 @@ class Comparison:
         return max((s.makespan_s for _, s in self.rows if s is not None), default=0.0)
 
 
-def comparison(
-    snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]] | None = None
-) -> Comparison | None:
-    """Compare modes for ``focus`` (task, params), or for the newest batch's task and size."""
+def comparison(snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]]) -> Comparison:
+    """Compare modes for ``focus``: a task and its parameters."""
     batches = list(snapshot.batches)
-    if focus is None:
-        if not batches:
-            return None
-        focus = (batches[-1].task, batches[-1].params)
     task, params = focus
     latest: dict[Mode, BatchSummary] = {}
     for batch in batches:

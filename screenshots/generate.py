@@ -77,8 +77,7 @@ async def session(size: tuple[int, int]) -> None:
     from coredash.app import CoredashApp
 
     engine = Engine(mode=Mode.THREAD)
-    jobs = 6 * engine.usable_cpus
-    app = CoredashApp(engine, task="count_primes", jobs=jobs)
+    app = CoredashApp(engine, task="count_primes")  # the dashboard's default batch
     async with app.run_test(size=size):
         await asyncio.sleep(2.0)  # some idle history first
         await run_batch(app, Mode.THREAD, until_fraction=0.6)
@@ -93,8 +92,7 @@ async def session(size: tuple[int, int]) -> None:
         await asyncio.sleep(1.5)  # let the last notification fade a little
         await shoot(app, "side-by-side")
 
-        app.task_name, app.task_size = "sha256", None
-        app.task_size = engine.catalog.get("sha256").default_size
+        app.task_name, app.task_size = "sha256", engine.catalog.get("sha256").default_size
         await run_batch(app, Mode.THREAD, until_fraction=0.6)
         await shoot(app, "threads-gil-free")
         await app.action_quit()

@@ -37,6 +37,8 @@ class EventLog:
         self.states: dict[int, list[JobState]] = defaultdict(list)
         self.max_running = 0
         self._running: set[int] = set()
+        # What a job's record said at the moment it was reported RUNNING.
+        self.when_running: dict[int, tuple[int | None, float | None]] = {}
         engine.subscribe(self._on_event)
 
     def _on_event(self, event: EngineEvent) -> None:
@@ -45,6 +47,7 @@ class EventLog:
             self.states[event.job.id].append(event.state)
             if event.state is JobState.RUNNING:
                 self._running.add(event.job.id)
+                self.when_running[event.job.id] = (event.job.pid, event.job.started)
             else:
                 self._running.discard(event.job.id)
             self.max_running = max(self.max_running, len(self._running))

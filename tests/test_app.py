@@ -24,7 +24,7 @@ import pytest
 from textual.widgets import Input, OptionList
 
 from coredash.app import CoredashApp
-from coredash.engine import Engine, JobState, Mode
+from coredash.engine import Engine, JobRecord, JobState, Mode
 from coredash.screens.help import HelpScreen
 from coredash.screens.job_detail import JobDetailScreen
 from coredash.screens.picker import JobPickerScreen
@@ -148,6 +148,23 @@ async def test_enter_runs_a_batch_and_ctrl_q_quits() -> None:
     assert app.return_value == 0
 
 
+async def test_one_serial_baseline_per_task_and_size() -> None:
+    app = make_app(task="count_primes", size=3000, jobs=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r", "r")  # the second batch must not queue a second baseline
+
+        def baselines() -> list[JobRecord]:
+            snap = app.engine.snapshot()
+            return [job for job in (*snap.queued, *snap.active, *snap.recent) if job.exclusive]
+
+        await wait_until(pilot, lambda: len(app.engine.snapshot().batches) == 2, what="two batches")
+        assert len(baselines()) == 1
+        app.task_size = 4000  # another size is another baseline
+        await pilot.press("r")
+        await wait_until(pilot, lambda: not app.engine.snapshot().active and not app.engine.snapshot().queued)
+        assert sorted(job.params["n"] for job in baselines()) == [3000, 4000]
+
+
 async def test_worker_keys_change_the_worker_count() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -205,8 +222,21 @@ async def test_help_screen_explains_modes_and_lists_every_key() -> None:
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
         text = app.screen._text  # type: ignore[attr-defined]
-        for binding in app.BINDINGS:
-            assert f"| {binding.description} | {binding.tooltip}" in text  # type: ignore[union-attr]
+        for keys in (
+            "`t`",
+            "`p`",
+            "`s`",
+            "`r, enter`",
+            "`j`",
+            "`+, =`",
+            "`-`",
+            "`c`",
+            "`k`",
+            "`x`",
+            "`?, f1`",
+            "`q`",
+        ):
+            assert f"| {keys} |" in text, keys
         for phrase in ("ThreadPoolExecutor", "ProcessPoolExecutor", "multiprocessing.Process", "GIL"):
             assert phrase in text
         await pilot.press("escape")
@@ -261,10 +291,18 @@ async def test_command_palette_offers_what_makes_sense_now() -> None:
 
 
 async def test_core_grid_tracks_real_load() -> None:
-    app = make_app(mode=Mode.PROCESS, task="sleep", size=100, jobs=1)
+    app = make_app(mode=Mode.PROCESS, task="count_primes", size=50_000_000, jobs=2)
+    app.auto_baseline = False
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: len(app.query_one(CoreGrid).data.per_core) > 0, what="a sample")
-        assert len(app.query_one(CoreGrid).data.per_core) == len(psutil.cpu_percent(percpu=True))
+        grid = app.query_one(CoreGrid)
+        await wait_until(pilot, lambda: len(grid.data.per_core) > 0, what="a sample")
+        assert len(grid.data.per_core) == len(psutil.cpu_percent(percpu=True))
+        await pilot.press("r")
+        # Two busy worker processes: the cores fill, and each core with one says so.
+        await wait_until(pilot, lambda: max(grid.data.per_core) >= 80, 20, "a busy core")
+        await wait_until(
+            pilot, lambda: sum(len(marks) for marks in grid.data.marks.values()) == 2, 20, "two worker marks"
+        )
 
 
 async def test_too_small_terminal_gets_a_notice() -> None:

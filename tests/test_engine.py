@@ -201,6 +201,7 @@ async def test_mode_switch_mid_batch(make_engine) -> None:
     assert first.mode is Mode.THREAD  # the running job finished where it was
     assert [job.mode for job in jobs[1:] if job] == [Mode.PROCESS] * 3  # the queue moved over
     assert summary.mode == "mixed"
+    assert summary.speedup is None  # a batch split between modes measures neither
     assert any(isinstance(event, ConfigChanged) and event.mode is Mode.PROCESS for event in log.events)
 
 
@@ -226,6 +227,15 @@ async def test_process_pool_start_reports_are_the_truth(make_engine) -> None:
     assert log.max_running == 2
     pids = {engine.job(i).pid for i in batch.job_ids}  # type: ignore[union-attr]
     assert len(pids) == 2  # a pool reuses its two workers
+    # RUNNING comes from the worker's own report: it already knows the pid and
+    # the start time stamped inside the worker, before the result is back.
+    for job_id in batch.job_ids:
+        pid, started = log.when_running[job_id]
+        job = engine.job(job_id)
+        assert job is not None
+        assert pid == job.pid
+        assert pid != os.getpid()
+        assert started is not None and job.dispatched is not None and started >= job.dispatched
 
 
 async def test_per_job_processes_do_not_block_the_loop(make_engine) -> None:
@@ -343,7 +353,12 @@ async def test_speedup_needs_a_measured_serial_baseline(make_engine) -> None:
     assert found[0] == baseline.run_s
     assert second.serial_s == pytest.approx(4 * baseline.run_s)  # type: ignore[operator]
     assert second.speedup == pytest.approx(second.serial_s / second.makespan_s)  # type: ignore[operator]
-    assert second.efficiency == pytest.approx(second.speedup / 2)  # type: ignore[operator]
+    assert second.efficiency == pytest.approx(second.speedup / min(2, engine.usable_cpus))  # type: ignore[operator]
+    # More workers than cores cannot make a core do more: efficiency uses the cores.
+    engine.set_workers(4 * engine.usable_cpus)
+    crowded = await asyncio.wait_for(engine.wait_batch(engine.submit_batch("count_primes", 8, params)), 60)
+    assert crowded.efficiency == pytest.approx(crowded.speedup / engine.usable_cpus)  # type: ignore[operator]
+    engine.set_workers(2)
     # Makespan starts at the batch's first dispatch, not behind the baseline.
     assert engine.batch(batch.id).first_dispatched >= baseline.completed  # type: ignore[union-attr,operator]
 
@@ -484,7 +499,46 @@ async def test_a_per_job_process_that_leaves_a_helper_behind_still_ends(make_eng
 
 async def test_warm_up_reports_instead_of_raising(make_engine) -> None:
     engine = make_engine(mode=Mode.PROCESS)
+    log = EventLog(engine)
+    assert await engine.warm_up() is True
+    engine.set_workers(3)
     warming = asyncio.ensure_future(engine.warm_up())
-    await asyncio.sleep(0.01)
-    await engine.close()
-    assert await asyncio.wait_for(warming, 5) in (True, False)
+    await asyncio.sleep(0)  # the new pool is starting its workers...
+    engine.set_mode(Mode.THREAD)  # ...when it is replaced
+    assert await asyncio.wait_for(warming, 5) is False
+    engine.set_mode(Mode.PROCESS)
+    warming = asyncio.ensure_future(engine.warm_up())
+    await asyncio.sleep(0)
+    await engine.close()  # or when the engine closes
+    assert await asyncio.wait_for(warming, 5) is False
+    assert not [event for event in log.events if isinstance(event, PoolNotice)]  # neither is a failure
+
+
+async def test_cancel_a_job_that_started_before_the_loop_heard_of_it(make_engine) -> None:
+    """The worker has started the job, but its start report is still in the pipe."""
+    engine = make_engine(mode=Mode.PROCESS, workers=1)
+    await engine.warm_up()
+    loop = asyncio.get_running_loop()
+    loop.remove_reader(engine._reports.fd)  # hold the start reports back
+    try:
+        job = engine.submit("sleep", {"ms": 5000})
+        await asyncio.sleep(0.5)  # long enough for the worker to have started it
+        assert job.state is JobState.DISPATCHED
+        assert engine.cancel(job.id)
+        assert job.state is JobState.DISPATCHED  # no pid known yet: nothing to kill
+    finally:
+        loop.add_reader(engine._reports.fd, engine._read_reports)
+    await asyncio.wait_for(engine.wait_idle(), 10)  # the report arrives and the worker is ended
+    assert job.state is JobState.CANCELLED
+    assert job.error is not None and "worker pid" in job.error and "ended" in job.error
+
+
+async def test_cancel_batch(make_engine) -> None:
+    engine = make_engine(mode=Mode.THREAD, workers=1)
+    batch = engine.submit_batch("sleep", 4, {"ms": 2000})
+    await until(lambda: engine.snapshot().counts[JobState.RUNNING] == 1, what="one running")
+    assert engine.cancel_batch(batch.id) == 4
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 10)
+    assert summary.cancelled == 4
+    assert summary.mean_run_s is None  # nothing finished: no made-up means
+    assert summary.speedup is None

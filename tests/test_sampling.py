@@ -14,7 +14,7 @@ import pytest
 from coredash.engine.backends import THREAD_NAME_PREFIX
 from coredash.engine.platform import thread_core
 from coredash.loop_lag import LoopLagMonitor
-from coredash.sampling import CoreHistory, CpuSample, FixedSampler, PsutilSampler, job_thread_ids
+from coredash.sampling import CoreHistory, CpuSample, FixedSampler, PsutilSampler
 
 
 def burn(seconds: float) -> None:
@@ -25,13 +25,17 @@ def burn(seconds: float) -> None:
 
 def test_real_thread_load_is_seen_per_thread_and_per_core() -> None:
     sampler = PsutilSampler()
-    worker = threading.Thread(target=burn, args=(0.8,), name=f"{THREAD_NAME_PREFIX}_test")
+    stop = threading.Event()
+    worker = threading.Thread(target=spin_until, args=(stop, 20), name=f"{THREAD_NAME_PREFIX}_test")
     worker.start()
-    time.sleep(0.05)
-    sampler.sample(())  # baseline with the worker thread known
-    time.sleep(0.5)
-    sample = sampler.sample(())
-    worker.join()
+    try:
+        time.sleep(0.05)
+        sampler.sample(())  # baseline with the worker thread known
+        time.sleep(0.5)
+        sample = sampler.sample(())
+    finally:
+        stop.set()
+        worker.join()
 
     assert len(sample.per_core) == len(psutil.cpu_percent(percpu=True))
     assert sum(sample.per_core) / 100 >= 0.5  # the busy thread shows up on the cores
@@ -40,7 +44,7 @@ def test_real_thread_load_is_seen_per_thread_and_per_core() -> None:
     load = sample.worker_threads[worker.native_id]
     assert load.cores >= 0.5
     assert load.core is not None
-    # The UI share is the process minus its job threads: this test thread idles.
+    # The UI share is the main thread (and Textual's): this test's main thread idles.
     assert sample.ui_cores < 0.3
     assert sample.usable <= frozenset(range(psutil.cpu_count() or 1))
 
@@ -69,15 +73,22 @@ def test_real_worker_process_load_needs_a_cached_process_object() -> None:
 def test_contended_job_threads_add_up() -> None:
     """Four GIL-bound threads: each at most one core, together about one, inside the process figure."""
     sampler = PsutilSampler()
-    workers = [threading.Thread(target=burn, args=(3.0,), name=f"{THREAD_NAME_PREFIX}_{n}") for n in range(4)]
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=spin_until, args=(stop, 20), name=f"{THREAD_NAME_PREFIX}_{n}")
+        for n in range(4)
+    ]
     for worker in workers:
         worker.start()
-    time.sleep(0.1)
-    sampler.sample(())
-    time.sleep(0.6)
-    sample = sampler.sample(())
-    for worker in workers:
-        worker.join()
+    try:
+        time.sleep(0.1)
+        sampler.sample(())
+        time.sleep(0.6)
+        sample = sampler.sample(())
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
     loads = [sample.worker_threads[w.native_id].cores for w in workers]  # type: ignore[index]
     assert all(load is not None and load <= 1.0 for load in loads)
     assert sample.workers_cores <= sample.process_cores + 1e-9
@@ -101,16 +112,27 @@ def test_thread_core_reads_proc() -> None:
     assert thread_core(os.getpid(), 2**31 - 1) is None
 
 
-def test_job_thread_ids_finds_named_threads_only() -> None:
+def spin_until(stop: threading.Event, limit: float) -> None:
+    deadline = time.perf_counter() + limit
+    while not stop.is_set() and time.perf_counter() < deadline:
+        pass
+
+
+def test_only_named_job_threads_count_as_workers() -> None:
+    sampler = PsutilSampler()
     stop = threading.Event()
-    named = threading.Thread(target=stop.wait, name=f"{THREAD_NAME_PREFIX}_x")
-    other = threading.Thread(target=stop.wait, name="someone-else")
+    named = threading.Thread(target=spin_until, args=(stop, 20), name=f"{THREAD_NAME_PREFIX}_x")
+    other = threading.Thread(target=spin_until, args=(stop, 20), name="someone-else")
     named.start()
     other.start()
     try:
-        ids = job_thread_ids()
-        assert named.native_id in ids
-        assert other.native_id not in ids
+        time.sleep(0.1)
+        sampler.sample(())
+        time.sleep(0.5)
+        sample = sampler.sample(())
+        assert named.native_id in sample.worker_threads
+        assert other.native_id not in sample.worker_threads
+        assert sample.plumbing_cores > 0.2  # the unnamed busy thread is "executor threads"
     finally:
         stop.set()
         named.join()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from coredash.engine import JobState, Mode
+from coredash.engine import BatchRecord, EngineSnapshot, Mode
 from coredash.sampling import CpuSample, LoadAverager, ProcessLoad
 from coredash.units import format_seconds
 from coredash.view_model import batch_progress, comparison, core_marks, worker_rows
@@ -67,7 +69,19 @@ def test_core_marks_follow_the_sampled_core() -> None:
     sample = fixed_sample(Mode.PROCESS)
     marks = core_marks(snapshot, sample)
     assert {core: [m.label for m in found] for core, found in marks.items()} == {0: ["w1 #67"], 1: ["w2 #68"]}
-    assert core_marks(snapshot, None)  # falls back to the core recorded at start
+    # The workers moved since their jobs started: the marks follow the sample...
+    moved = dataclasses.replace(
+        sample,
+        worker_processes={
+            pid: dataclasses.replace(load, core=1 - load.core)
+            for pid, load in sample.worker_processes.items()
+        },  # type: ignore[operator]
+    )
+    marks = core_marks(snapshot, moved)
+    assert {core: [m.label for m in found] for core, found in marks.items()} == {1: ["w1 #67"], 0: ["w2 #68"]}
+    # ...and without a sample they fall back to the core recorded at start.
+    marks = core_marks(snapshot, None)
+    assert {core: [m.label for m in found] for core, found in marks.items()} == {0: ["w1 #67"], 1: ["w2 #68"]}
 
 
 def test_worker_rows_show_idle_slots_and_elapsed_time() -> None:
@@ -86,6 +100,31 @@ def test_batch_progress_estimates_the_rest() -> None:
     assert progress.ended == 6
     assert progress.elapsed_s == 20.0
     assert progress.eta_s == 20.0 / 6 * 2
+
+
+def _with_batches(snapshot: EngineSnapshot, *extra: BatchRecord) -> EngineSnapshot:
+    return dataclasses.replace(snapshot, batches=(*snapshot.batches, *extra))
+
+
+def test_comparison_keeps_the_latest_complete_batch_per_mode() -> None:
+    snapshot = fixed_snapshot(Mode.PROCESS)
+    good = next(b for b in snapshot.batches if b.mode is Mode.PROCESS)
+    assert good.summary is not None
+    newer = dataclasses.replace(
+        good, id=10, summary=dataclasses.replace(good.summary, batch_id=10, makespan_s=0.5)
+    )
+    cancelled = dataclasses.replace(
+        good,
+        id=11,
+        summary=dataclasses.replace(good.summary, batch_id=11, done=3, cancelled=5, makespan_s=9.0),
+    )
+    mixed = dataclasses.replace(
+        good, id=12, summary=dataclasses.replace(good.summary, batch_id=12, mode="mixed")
+    )
+    found = comparison(_with_batches(snapshot, newer, cancelled, mixed), ("count_primes", {"n": 300000}))
+    process = dict(found.rows)[Mode.PROCESS]
+    assert process is not None
+    assert process.batch_id == 10  # the newest complete one; the cancelled and mixed ones do not count
 
 
 def test_comparison_takes_the_latest_batch_in_each_mode() -> None:
@@ -132,14 +171,3 @@ def test_format_seconds() -> None:
     assert format_seconds(0.4567) == "457 ms"
     assert format_seconds(12.345) == "12.35 s"
     assert format_seconds(125) == "2 m 05 s"
-
-
-def test_job_states_are_exhaustive_for_the_table() -> None:
-    assert {state.value for state in JobState} == {
-        "queued",
-        "dispatched",
-        "running",
-        "done",
-        "failed",
-        "cancelled",
-    }

@@ -172,7 +172,6 @@ class ProcessPoolBackend(Backend):
         processes = getattr(self.executor, "_processes", None)
         self._processes: dict[int, BaseProcess] = processes if processes is not None else {}
         self.killed_pids: set[int] = set()  # workers the engine ended on purpose
-        self.broken = False
         # Set when the pool breaks: which jobs to blame, and whether anyone was.
         self.judgement: asyncio.Future[tuple[dict[int, tuple[str, str | None]], bool]] | None = None
         self._ready: asyncio.Future[None] | None = None

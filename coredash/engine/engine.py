@@ -272,19 +272,20 @@ class Engine:
         the problem themselves and end with its reason.
         """
         self._ensure_started()
+        mode = self._mode
         try:
             backend = self._current_backend()
         except Exception as exc:
-            self._emit(PoolNotice(self._mode, f"could not start the {self._mode.label} executor: {exc}"))
+            self._emit(PoolNotice(mode, f"could not start the {mode.label} executor: {exc}"))
             return False
         try:
             await backend.warm_up()
-        except asyncio.CancelledError:
+        except (Exception, asyncio.CancelledError) as exc:
             if self._closed or backend.closed or backend.retired:
-                return False  # its pool went away while it warmed up
-            raise
-        except Exception as exc:
-            self._emit(PoolNotice(self._mode, f"could not start the {self._mode.label} workers: {exc}"))
+                return False  # replaced (mode or worker change) or closed while warming up
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self._emit(PoolNotice(mode, f"could not start the {mode.label} workers: {exc}"))
             return False
         return True
 
@@ -317,6 +318,14 @@ class Engine:
 
     def has_baseline(self, task: str, params: dict[str, Any]) -> bool:
         return bool(self._baselines.get((task, _params_key(params))))
+
+    def baseline_pending(self, task: str, params: dict[str, Any]) -> bool:
+        """A baseline job for this task and size is queued or running."""
+        key = _params_key(params)
+        return any(
+            record.exclusive and record.task == task and _params_key(record.params) == key
+            for record in (*self._active.values(), *self._queue)
+        )
 
     def baseline(self, task: str, params: dict[str, Any]) -> tuple[float, float] | None:
         """(median run time of one job alone, when it was last measured), if measured."""
@@ -671,7 +680,8 @@ class Engine:
         record.traceback = trace
         record.slot = None
         if record.started is not None and record.finished is not None:
-            record.solo = self._ran_alone(record)
+            if record.exclusive:  # only a baseline job's solitude matters
+                record.solo = self._ran_alone(record)
             self._ended_intervals.append((record.started, record.finished))
             run = record.run_s
             if state is JobState.DONE and record.exclusive and record.solo and run is not None:
@@ -708,10 +718,8 @@ class Engine:
             return
         stats.add(record)
         batch.ended += 1
-        batch.version += 1
         if batch.ended < batch.count:
             return
-        batch.completed = record.completed
         batch.summary = stats.summarize(batch, self)
         self._batch_stats.pop(batch.id, None)
         waiter = self._batch_waiters.pop(batch.id, None)
@@ -732,9 +740,7 @@ class Engine:
 
     def _trim_history(self) -> None:
         while len(self._recent) > self.history:
-            old = self._recent.popleft()
-            if old.state.terminal:
-                self._jobs.pop(old.id, None)
+            self._jobs.pop(self._recent.popleft().id, None)  # _recent holds ended jobs only
 
     def _trim_batches(self, keep: int = 200) -> None:
         finished = [batch.id for batch in self._batches.values() if batch.finished]
@@ -896,7 +902,10 @@ class _BatchStats:
         if done == batch.count and len(self.modes) == 1:
             serial = engine.serial_estimate(batch.task, batch.params, batch.count)
         speedup = serial / makespan if serial is not None else None
-        timed = max(1, self.timed)
+
+        def mean(total: float) -> float | None:
+            return total / self.timed if self.timed else None
+
         return BatchSummary(
             batch_id=batch.id,
             task=batch.task,
@@ -911,9 +920,9 @@ class _BatchStats:
             sum_run_s=self.sum_run,
             sum_cpu_s=self.sum_cpu,
             parallelism=self.sum_cpu / makespan,
-            mean_wait_s=self.sum_wait / timed,
-            mean_run_s=self.sum_run / timed,
-            mean_overhead_s=self.sum_overhead / timed,
+            mean_wait_s=mean(self.sum_wait),
+            mean_run_s=mean(self.sum_run),
+            mean_overhead_s=mean(self.sum_overhead),
             serial_s=serial,
             speedup=speedup,
             efficiency=speedup / min(batch.workers, engine.usable_cpus) if speedup is not None else None,

@@ -73,7 +73,6 @@ class JobState(StrEnum):
 MIN_RATIO_RUN_S = 0.002
 
 TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
-ACTIVE_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING})
 
 
 @dataclass(slots=True)
@@ -108,7 +107,7 @@ class JobRecord:
     core: int | None = None  # CPU core when the job started
     end_core: int | None = None  # CPU core when it finished (jobs migrate)
     cpu_s: float | None = None  # thread CPU (thread mode) or process CPU (process modes)
-    solo: bool | None = None  # ran with no other job overlapping: a serial baseline sample
+    solo: bool | None = None  # baseline jobs: ran with no other job overlapping
     # Outcome.
     result_repr: str | None = None
     result: Any = None  # kept only when the engine was built with keep_results=True
@@ -190,9 +189,9 @@ class BatchSummary:
     sum_run_s: float
     sum_cpu_s: float
     parallelism: float  # sum_cpu_s / makespan_s: cores kept busy on average
-    mean_wait_s: float
-    mean_run_s: float
-    mean_overhead_s: float
+    mean_wait_s: float | None  # means over the jobs that finished (None: none did)
+    mean_run_s: float | None
+    mean_overhead_s: float | None
     serial_s: float | None  # jobs x the baseline: one job alone in a fresh process
     speedup: float | None  # serial_s / makespan_s
     efficiency: float | None  # speedup / min(workers, usable cores)
@@ -214,9 +213,7 @@ class BatchRecord:
     first_dispatched: float | None = None  # makespan runs from here to the last completion
     job_ids: list[int] = field(default_factory=list)
     ended: int = 0  # jobs in a terminal state
-    completed: float | None = None  # when the last job ended
     summary: BatchSummary | None = None
-    version: int = 0
 
     @property
     def finished(self) -> bool:
@@ -251,7 +248,7 @@ class PoolNotice:
 
 @dataclass(frozen=True, slots=True)
 class HistoryCleared:
-    """Ended jobs and finished batches were forgotten (serial baselines are kept)."""
+    """Ended jobs, finished batches and serial baselines were forgotten."""
 
 
 EngineEvent = JobChanged | BatchFinished | ConfigChanged | PoolNotice | HistoryCleared

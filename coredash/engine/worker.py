@@ -31,9 +31,8 @@ from typing import Any
 
 from coredash import taskapi
 from coredash.engine.catalog import TaskRef, resolve
+from coredash.engine.model import Mode
 from coredash.engine.platform import current_core
-
-THREAD_MODE = "thread"
 
 # (job_id, attempt, pid, thread_id, thread_name, core, started)
 StartReport = tuple[int, int, int, int, str, int | None, float]
@@ -93,7 +92,7 @@ def one_line_error(exc: BaseException) -> str:
 
 def run_job(spec: JobSpec, report: Reporter, cancel: threading.Event | None = None) -> WorkerResult:
     """Run one job in this worker and measure it. Never raises for job errors."""
-    thread_worker = spec.mode == THREAD_MODE
+    thread_worker = spec.mode == Mode.THREAD.value
     cpu_clock = time.thread_time if thread_worker else time.process_time
     pid, tid, name = os.getpid(), threading.get_native_id(), threading.current_thread().name
 

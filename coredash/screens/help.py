@@ -31,8 +31,8 @@ price is pickling arguments and results through pipes: run `tiny` or `payload`
 and watch the overhead column.
 
 **s · process per job**: a fresh `multiprocessing.Process` for every job, awaited
-without blocking the loop. It shows what starting a process costs (wait and
-overhead), and that killing one job never harms another.
+without blocking the loop. It shows what starting a process costs (the overhead
+column), and that killing one job never harms another.
 
 Switching mode mid-batch is fine: queued jobs go to the new mode, running jobs
 finish where they are.
@@ -49,7 +49,8 @@ finish where they are.
   time ÷ makespan, the cores a batch really kept busy.
 - **speedup**: a serial estimate ÷ makespan. Before the first batch of a task and
   size, coredash runs one *serial baseline* job alone in a fresh process, whatever
-  the mode; jobs × its run time is the serial estimate, shared by all modes.
+  the mode; jobs × its run time (the median, if measured more than once) is the
+  serial estimate, shared by all modes.
   Never summed run times, which would count waiting for the GIL as work. `x`
   forgets baselines. **efficiency**: speedup ÷ min(workers, cores).
 - **monitor (UI)**: the event loop's own CPU (sampling, drawing, scheduling);
@@ -60,12 +61,15 @@ finish where they are.
 """
 
 
+KEY_NAMES = {"question_mark": "?", "equals_sign": "=", "plus": "+", "minus": "-"}
+
+
 def keys_table(bindings: Iterable[BindingType]) -> str:
     rows = ["| key | footer | does |", "|---|---|---|"]
     for binding in bindings:
         if not isinstance(binding, Binding) or not binding.description:
             continue
-        keys = binding.key_display or ", ".join(binding.key.split(","))
+        keys = ", ".join(KEY_NAMES.get(key, key) for key in binding.key.split(","))
         rows.append(f"| `{keys}` | {binding.description} | {binding.tooltip or binding.description} |")
     rows.append("| `ctrl+p` | palette | every action, themes, screenshots |")
     rows.append("| `ctrl+q` | | quit, like `q` |")

@@ -13,10 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from coredash.defaults import MAX_JOBS
 from coredash.engine import Catalog, TaskInfo
 
 MAX_SIZE = 10**12
-MAX_JOBS = 100_000
 
 
 @dataclass(frozen=True)

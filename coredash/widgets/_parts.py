@@ -14,7 +14,6 @@ Part = tuple[str, str] | str
 Row = list[Part]
 
 EIGHTHS_LEFT = "▏▎▍▌▋▊▉█"
-LEVEL_STYLE = {"low": "$text-success", "mid": "$text-warning", "high": "$text-error"}
 # Text tints kept readable on a projector, light themes included; bar tracks are
 # not text and can be fainter.
 MUTED = "$foreground 72%"
@@ -22,8 +21,8 @@ FAINT = "$foreground 50%"
 TRACK = "$foreground 22%"
 
 
-def hbar(fraction: float, width: int, style: str, track: str = TRACK) -> Row:
-    """A bar ``width`` cells long, filled to ``fraction`` with eighth-cell steps."""
+def bar_text(fraction: float, width: int) -> tuple[str, str]:
+    """(filled, empty) cells of a bar ``width`` long, filled to ``fraction`` in eighths."""
     width = max(1, width)
     fill = max(0.0, min(1.0, fraction)) * width
     full = int(fill)
@@ -31,7 +30,13 @@ def hbar(fraction: float, width: int, style: str, track: str = TRACK) -> Row:
     if eighths == 8:
         full, eighths = full + 1, 0
     text = "█" * full + (EIGHTHS_LEFT[eighths - 1] if eighths else "")
-    return [(text, style), ("░" * (width - len(text)), track)]
+    return text, "░" * (width - len(text))
+
+
+def hbar(fraction: float, width: int, style: str, track: str = TRACK) -> Row:
+    """A theme-styled bar ``width`` cells long, filled to ``fraction``."""
+    filled, empty = bar_text(fraction, width)
+    return [(filled, style), (empty, track)]
 
 
 def cell(text: str, width: int, style: str = "", align: str = "<") -> Part:

@@ -18,8 +18,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from coredash.view_model import CoreMark, load_level
+from coredash.widgets._parts import bar_text
 
-EIGHTHS_LEFT = "▏▎▍▌▋▊▉█"  # 1/8 .. 8/8 of a cell, filled from the left
 EIGHTHS_UP = " ▁▂▃▄▅▆▇█"  # 0/8 .. 8/8 of a cell, filled from the bottom
 MAX_GRAPH_ROWS = 6
 
@@ -36,16 +36,9 @@ class CoreGridData:
 
 
 def bar(percent: float, width: int) -> Line:
-    """A horizontal bar with eighth-cell resolution."""
-    width = max(1, width)
-    fill = max(0.0, min(100.0, percent)) / 100 * width
-    full = int(fill)
-    eighths = round((fill - full) * 8)
-    if eighths == 8:
-        full, eighths = full + 1, 0
-    level = load_level(percent)
-    text = "█" * full + (EIGHTHS_LEFT[eighths - 1] if eighths else "")
-    return [(text, level), ("░" * (width - len(text)), "empty")]
+    """A horizontal load bar with eighth-cell resolution, coloured by load."""
+    filled, empty = bar_text(percent / 100, width)
+    return [(filled, load_level(percent)), (empty, "empty")]
 
 
 def sparkline(values: Sequence[float], width: int) -> Line:

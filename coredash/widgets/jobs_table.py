@@ -97,9 +97,16 @@ class JobsTable(DataTable[Text]):
             # now would empty the table under a fast stream of jobs).
             shown = [job for job in shown if job.id in self._versions]
         else:
-            for job_id in [job_id for job_id in self._versions if job_id not in wanted]:
-                self.remove_row(str(job_id))
-                del self._versions[job_id]
+            stale = [job_id for job_id in self._versions if job_id not in wanted]
+            if len(stale) > len(self._versions) // 2:
+                # A stream replaced most rows: one clear() is ~100x cheaper than
+                # removing rows one by one.
+                self.clear()
+                self._versions.clear()
+            else:
+                for job_id in stale:
+                    self.remove_row(str(job_id))
+                    del self._versions[job_id]
         added = False
         for job in shown:
             version = self._versions.get(job.id)

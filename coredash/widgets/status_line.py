@@ -27,7 +27,6 @@ class StatusData:
     params: tuple[tuple[str, object], ...] = ()
     jobs: int = 0
     draining: int = 0
-    start_method: str = ""
 
 
 class StatusLine(Widget):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual.app import RenderResult
 from textual.reactive import reactive
@@ -23,7 +23,6 @@ class WorkersData:
     queued_next: tuple[tuple[int, str, str | None], ...] = ()  # (job id, task, label)
     rows: tuple[WorkerRow, ...] = ()
     progress: BatchProgress | None = None
-    counts: dict[JobState, int] = field(default_factory=dict)
 
 
 def queue_row(data: WorkersData) -> Row:

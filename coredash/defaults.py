@@ -1,0 +1,20 @@
+"""Defaults shared by the dashboard, the CLI, the bench and the scripts."""
+
+from __future__ import annotations
+
+from coredash.engine import usable_cpus
+
+# A dashboard batch: 6 jobs a core, a few seconds on the cores' history (1 s columns).
+APP_JOBS_PER_CORE = 6
+# A bench batch: 4 jobs a core, enough that every worker gets several.
+BENCH_JOBS_PER_CORE = 4
+# More jobs than this in one batch is a typo, not an experiment.
+MAX_JOBS = 100_000
+
+
+def app_jobs() -> int:
+    return APP_JOBS_PER_CORE * usable_cpus()
+
+
+def bench_jobs() -> int:
+    return BENCH_JOBS_PER_CORE * usable_cpus()
