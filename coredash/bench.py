@@ -137,7 +137,6 @@ async def run_bench(
         workers=max(config.workers),
         start_method=config.start_method,
         catalog=catalog,
-        history=max(500, config.jobs * 2),
     )
     label = ""
     ended = 0
