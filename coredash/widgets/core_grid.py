@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -191,15 +192,32 @@ class CoreGrid(Widget):
         self._grid_data = CoreGridData()
         self._lines: list[Line] = []
         self._laid_out_for: tuple[int, int] = (-1, -1)
+        self._styles: dict[str, Style] = {}  # style name -> Rich style, until the next update
 
     @property
     def data(self) -> CoreGridData:
         return self._grid_data
 
     def update_data(self, data: CoreGridData) -> None:
+        """Repaint only the rows whose text or colours changed (idle: the bars, not the graphs)."""
         self._grid_data = data
-        self._laid_out_for = (-1, -1)
-        self.refresh()
+        self._styles.clear()
+        size = (self.size.width, self.size.height)
+        if size != self._laid_out_for:
+            self._laid_out_for = (-1, -1)
+            self.refresh()
+            return
+        old, new = self._lines, core_grid_lines(data, *size)
+        self._lines = new
+        changed = [
+            y for y in range(max(len(old), len(new))) if y >= len(old) or y >= len(new) or old[y] != new[y]
+        ]
+        if changed:
+            self.refresh(*(Region(0, y, size[0], 1) for y in changed))
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()
+        super().notify_style_update()
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         # With height: auto (narrow layouts) each core gets one line.
@@ -215,11 +233,13 @@ class CoreGrid(Widget):
         self._ensure_layout()
         if y >= len(self._lines):
             return Strip.blank(self.size.width, self.rich_style)
-        styles: dict[str, Style] = {}
+        styles = self._styles
         segments = []
         for text, name in self._lines[y]:
             style = styles.get(name)
             if style is None:
-                style = styles[name] = self.rich_style + self.get_component_rich_style(f"core-grid--{name}")
+                if "" not in styles:
+                    styles[""] = self.rich_style  # walks every ancestor: once per update
+                style = styles[name] = styles[""] + self.get_component_rich_style(f"core-grid--{name}")
             segments.append(Segment(text, style))
         return Strip(segments, self.size.width)
