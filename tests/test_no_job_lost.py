@@ -252,7 +252,7 @@ def leftover_children() -> list[str]:
     found = []
     for child in me.children(recursive=True):
         try:
-            if child.pid in helpers or child.ppid() in helpers and child.status() == psutil.STATUS_ZOMBIE:
+            if child.pid in helpers or (child.ppid() in helpers and child.status() == psutil.STATUS_ZOMBIE):
                 continue  # forkserver children are the forkserver's to reap
             found.append(f"pid {child.pid} {child.status()} {' '.join(child.cmdline())[:80]!r}")
         except psutil.NoSuchProcess:
