@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ATTRIBUTE = "__coredash_task__"
 
 # Kinds group the catalogue in listings and pickers.
-KINDS = ("cpu", "gil-free", "io", "tiny", "payload", "error", "crash", "other")
+KINDS = ("cpu", "gil-free", "io", "tiny", "payload", "error", "crash", "fault", "other")
 
 
 class JobCancelled(Exception):
@@ -86,8 +86,28 @@ def task_meta(func: Callable[..., Any]) -> TaskMeta | None:
     return meta if isinstance(meta, TaskMeta) else None
 
 
+class CancelFlag:
+    """Set once to ask a job to stop; read by checkpoint() on the job's thread.
+
+    A bare attribute rather than a threading.Event: nothing ever waits on it, and
+    one is made per job, thousands a second for tiny jobs (an Event costs a
+    Condition and a lock each).
+    """
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class _JobContext(threading.local):
-    cancel: threading.Event | None = None
+    cancel: CancelFlag | None = None
     in_thread_worker: bool = False
 
 
@@ -106,7 +126,7 @@ def in_thread_worker() -> bool:
     return _context.in_thread_worker
 
 
-def _enter_job(cancel: threading.Event | None, thread_worker: bool) -> None:
+def _enter_job(cancel: CancelFlag | None, thread_worker: bool) -> None:
     _context.cancel = cancel
     _context.in_thread_worker = thread_worker
 

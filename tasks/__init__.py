@@ -5,4 +5,4 @@ releases the GIL). ``coredash tasks`` lists them; ``coredash.engine.catalog``
 loads them by module name, so worker processes import them by reference.
 """
 
-MODULES = ("tasks.cpu", "tasks.native", "tasks.misc")
+MODULES = ("tasks.cpu", "tasks.native", "tasks.misc", "tasks.faults")

@@ -15,6 +15,7 @@ import time
 from coredash.taskapi import checkpoint, task
 
 MIB = 1 << 20
+CRASH_METHODS = ("kill", "term", "exit", "segv")
 
 
 def _spin(ms: int) -> None:
@@ -93,7 +94,7 @@ def fail(ms: int = 50) -> None:
 
 
 @task(
-    description="Work for ms milliseconds, then kill its own worker process (SIGKILL)",
+    description="Work for ms milliseconds, then end its own worker (how: kill, term, exit, segv)",
     size="ms",
     default=50,
     unit="ms",
@@ -108,9 +109,13 @@ def crash(ms: int = 50, how: str = "kill") -> None:
             "crash refused: this job runs inside the coredash process "
             "(thread mode), where killing the worker would kill coredash"
         )
-    if how not in ("kill", "term", "exit"):
-        raise ValueError(f"unknown crash method {how!r}; use 'kill', 'term' or 'exit'")
+    if how not in CRASH_METHODS:
+        raise ValueError(f"unknown crash method {how!r}; use one of {', '.join(CRASH_METHODS)}")
     _spin(ms)
     if how == "exit":
         os._exit(3)
+    if how == "segv":
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: the kernel sends SIGSEGV
     os.kill(os.getpid(), signal.SIGKILL if how == "kill" else signal.SIGTERM)

@@ -29,11 +29,15 @@ from coredash.engine.worker import (
     Reporter,
     WorkerResult,
     init_process_worker,
+    one_line_error,
     run_child_job,
     run_job,
+    run_jobs,
     run_pool_job,
+    run_pool_jobs,
     warm_up,
 )
+from coredash.taskapi import CancelFlag
 
 THREAD_NAME_PREFIX = "coredash-worker"
 
@@ -51,16 +55,59 @@ class WorkerDied(Exception):
         super().__init__(f"worker pid {pid} {describe_exit(exitcode)}")
 
 
+# What a person should read into the signal that ended a worker.
+_SIGNAL_MEANINGS = {
+    signal.SIGSEGV: "segmentation fault: native code touched memory it does not own",
+    signal.SIGBUS: "bus error: bad memory access in native code",
+    signal.SIGABRT: "aborted, e.g. by a failed assertion in native code",
+    signal.SIGFPE: "arithmetic fault in native code",
+    signal.SIGILL: "illegal instruction in native code",
+    signal.SIGKILL: "killed: from outside, or by the kernel when memory ran out",
+    signal.SIGTERM: "asked to terminate, from outside",
+}
+
+
 def describe_exit(exitcode: int | None) -> str:
     if exitcode is None:
         return "vanished (exit status unknown)"
     if exitcode < 0:
         try:
-            name = signal.Signals(-exitcode).name
+            sig = signal.Signals(-exitcode)
         except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}"
-    return f"exited with code {exitcode}"
+            return f"was killed by signal {-exitcode}"
+        meaning = _SIGNAL_MEANINGS.get(sig)
+        return f"was killed by {sig.name}" + (f" ({meaning})" if meaning else "")
+    return f"exited with code {exitcode}" + (" (os._exit or sys.exit in native code)" if exitcode else "")
+
+
+class SendError(Exception):
+    """The job could not be handed to its worker (its arguments would not pickle, say)."""
+
+
+def _is_pickling_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, pickle.PicklingError) or (
+        isinstance(exc, TypeError | AttributeError) and ("pickle" in text or "Can't get local object" in text)
+    )
+
+
+def describe_call_error(exc: BaseException) -> tuple[str, str | None]:
+    """A reason a person understands for an executor call that raised, and a traceback.
+
+    A process pool pickles arguments on its feeder thread and results in the worker;
+    both come back as the same TypeError, told apart by where it was raised.
+    """
+    remote = exc.__cause__
+    trace = str(remote) if remote is not None else None
+    if isinstance(exc, SendError):
+        return (str(exc), trace)
+    if _is_pickling_error(exc):
+        if trace and "_sendback_result" in trace:
+            return (f"its result could not be pickled to send back: {one_line_error(exc)}", trace)
+        if trace and "_feed" in trace:
+            return (f"its arguments could not be pickled to send to the worker: {one_line_error(exc)}", trace)
+        return (f"could not be pickled: {one_line_error(exc)}", trace)
+    return (one_line_error(exc), trace)
 
 
 @contextlib.contextmanager
@@ -109,7 +156,11 @@ class Backend(ABC):
         self.closed = False
 
     @abstractmethod
-    async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult: ...
+    async def run(self, spec: JobSpec, cancel: CancelFlag | None) -> WorkerResult: ...
+
+    async def run_chunk(self, specs: list[JobSpec], cancels: list[CancelFlag]) -> list[WorkerResult]:
+        """Run several tiny jobs in one executor call (modes that cannot: one by one)."""
+        return [await self.run(spec, cancel) for spec, cancel in zip(specs, cancels, strict=True)]
 
     def kill(self, job_id: int, pid: int | None) -> bool:
         """End the worker running this job, if this mode can. Returns True if it tried."""
@@ -136,11 +187,17 @@ class ThreadBackend(Backend):
         self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=THREAD_NAME_PREFIX)
         self._report = report
 
-    async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult:
+    async def run(self, spec: JobSpec, cancel: CancelFlag | None) -> WorkerResult:
         if self.closed:
             raise NotStarted("coredash closed before it started")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, run_job, spec, self._report, cancel)
+
+    async def run_chunk(self, specs: list[JobSpec], cancels: list[CancelFlag]) -> list[WorkerResult]:
+        if self.closed:
+            raise NotStarted("coredash closed before it started")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, run_jobs, specs, self._report, cancels)
 
     async def warm_up(self) -> None:
         loop = asyncio.get_running_loop()
@@ -157,14 +214,16 @@ class ThreadBackend(Backend):
 class ProcessPoolBackend(Backend):
     mode = Mode.PROCESS
 
-    def __init__(self, size: int, context: BaseContext, report_conn: Any) -> None:
+    def __init__(
+        self, size: int, context: BaseContext, report_conn: Any, memory_limit_mb: int | None = None
+    ) -> None:
         super().__init__(size)
         with stderr_with_fileno():
             self.executor = ProcessPoolExecutor(
                 max_workers=size,
                 mp_context=context,
                 initializer=init_process_worker,
-                initargs=(report_conn,),
+                initargs=(report_conn, True, memory_limit_mb),
             )
         # The pool's pid -> Process map (private, present in 3.11-3.14). Holding the
         # dict itself keeps it readable after shutdown() drops the attribute; it is
@@ -177,7 +236,7 @@ class ProcessPoolBackend(Backend):
         self._ready: asyncio.Future[None] | None = None
         self._manager_thread: threading.Thread | None = None
 
-    async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult:
+    async def run(self, spec: JobSpec, cancel: CancelFlag | None) -> WorkerResult:
         if not self.closed:
             await self.warm_up()
         if self.closed:
@@ -187,6 +246,16 @@ class ProcessPoolBackend(Backend):
         loop = asyncio.get_running_loop()
         with stderr_with_fileno():
             future = loop.run_in_executor(self.executor, run_pool_job, spec)
+        return await future
+
+    async def run_chunk(self, specs: list[JobSpec], cancels: list[CancelFlag]) -> list[WorkerResult]:
+        if not self.closed:
+            await self.warm_up()
+        if self.closed:
+            raise NotStarted("coredash closed before it started")
+        loop = asyncio.get_running_loop()
+        with stderr_with_fileno():
+            future = loop.run_in_executor(self.executor, run_pool_jobs, specs)
         return await future
 
     async def warm_up(self) -> None:
@@ -259,14 +328,17 @@ class ProcessPerJobBackend(Backend):
 
     mode = Mode.PROCESS_PER_JOB
 
-    def __init__(self, size: int, context: BaseContext, report_conn: Any) -> None:
+    def __init__(
+        self, size: int, context: BaseContext, report_conn: Any, memory_limit_mb: int | None = None
+    ) -> None:
         super().__init__(size)
         self._context = context
         self._report_conn = report_conn
+        self._memory_limit_mb = memory_limit_mb
         self._processes: dict[int, BaseProcess] = {}
         self._exiting: set[BaseProcess] = set()  # delivered their result, still shutting down
 
-    async def run(self, spec: JobSpec, cancel: threading.Event | None) -> WorkerResult:
+    async def run(self, spec: JobSpec, cancel: CancelFlag | None) -> WorkerResult:
         if self.closed:
             raise NotStarted("coredash closed before it started")
         if cancel is not None and cancel.is_set():
@@ -275,15 +347,17 @@ class ProcessPerJobBackend(Backend):
         result_reader, result_writer = multiprocessing.Pipe(duplex=False)
         process = self._context.Process(  # type: ignore[attr-defined]
             target=run_child_job,
-            args=(spec, self._report_conn, result_writer),
+            args=(spec, self._report_conn, result_writer, self._memory_limit_mb),
             name=f"coredash-job-{spec.job_id}",
             daemon=True,  # multiprocessing ends daemons at exit: a last safety net
         )
         try:
             with stderr_with_fileno():
                 process.start()
-        except BaseException:
+        except BaseException as exc:
             result_reader.close()
+            if isinstance(exc, Exception) and _is_pickling_error(exc):
+                raise SendError(f"the job could not be sent to its process: {one_line_error(exc)}") from exc
             raise
         finally:
             result_writer.close()  # else the parent never sees end-of-file

@@ -18,7 +18,6 @@ import logging
 import multiprocessing
 import signal
 import statistics
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +31,7 @@ from coredash.engine.backends import (
     ProcessPoolBackend,
     ThreadBackend,
     WorkerDied,
+    describe_call_error,
     describe_exit,
     prepare_multiprocessing,
 )
@@ -51,7 +51,9 @@ from coredash.engine.model import (
     PoolNotice,
 )
 from coredash.engine.platform import START_METHODS, default_start_method, usable_cpus
-from coredash.engine.worker import JobSpec, ReportReader, StartReport, WorkerResult
+from coredash.engine.worker import MIN_MEMORY_LIMIT_MB, JobSpec, ReportReader, StartReport, WorkerResult
+from coredash.taskapi import CancelFlag
+from coredash.units import format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,15 @@ _Outcome = tuple[JobState, WorkerResult | None, str | None, str | None]
 # not forever: a pool that keeps breaking (a worker that cannot even start, say)
 # must still end every job.
 DEFAULT_MAX_ATTEMPTS = 3
+
+# Tiny jobs go to workers in chunks: one executor call (one pickle, one IPC round
+# trip, one loop wake-up) for many jobs, so coredash's bookkeeping costs less than
+# the executor call it wraps. Only a task (and size) whose measured run time is
+# under TINY_JOB_S is chunked, into units of about CHUNK_TARGET_S of work: short
+# enough that the dashboard still sees workers change jobs several times a frame.
+TINY_JOB_S = 0.002
+CHUNK_TARGET_S = 0.01
+MAX_CHUNK = 512
 
 
 def max_workers_allowed(cpus: int | None = None) -> int:
@@ -89,6 +100,9 @@ class Engine:
         keep_results: bool = False,
         history: int = 500,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        job_timeout: float | None = None,
+        memory_limit_mb: int | None = None,
+        chunking: bool = True,
     ) -> None:
         self.catalog = catalog if catalog is not None else Catalog.builtin()
         self.usable_cpus = usable_cpus()
@@ -113,6 +127,16 @@ class Engine:
         self.keep_results = keep_results
         self.history = history
         self.max_attempts = max_attempts
+        if job_timeout is not None and not job_timeout > 0:
+            raise EngineError(f"job_timeout must be a number of seconds above 0, not {job_timeout!r}")
+        self.job_timeout = job_timeout
+        if memory_limit_mb is not None and memory_limit_mb < MIN_MEMORY_LIMIT_MB:
+            raise EngineError(
+                f"memory_limit_mb must be at least {MIN_MEMORY_LIMIT_MB} (a Python worker needs that much "
+                f"address space to start), not {memory_limit_mb!r}"
+            )
+        self.memory_limit_mb = memory_limit_mb
+        self.chunking = chunking
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_job_id = 1
@@ -120,6 +144,11 @@ class Engine:
         self._jobs: dict[int, JobRecord] = {}
         self._queue: deque[JobRecord] = deque()
         self._active: dict[int, JobRecord] = {}
+        self._slots: set[int] = set()  # worker slots in use: one per executor call in flight
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # job_timeout timers of running jobs
+        # Measured run time per task and parameters, to decide what is tiny enough to chunk.
+        self._run_estimates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._key_cache: dict[int, tuple[dict[str, Any], tuple[str, tuple[tuple[str, str], ...]]]] = {}
         self._recent: deque[JobRecord] = deque()
         self._batches: dict[int, BatchRecord] = {}
         self._batch_waiters: dict[int, asyncio.Future[BatchSummary]] = {}
@@ -127,7 +156,7 @@ class Engine:
         self._backend: Backend | None = None
         self._retiring: list[Backend] = []
         self._job_backend: dict[int, Backend] = {}
-        self._cancel_events: dict[int, threading.Event] = {}
+        self._cancel_events: dict[int, CancelFlag] = {}
         self._unexplained_breaks: dict[int, int] = {}  # pool breaks no culprit explained, per job
         self._job_tasks: dict[int, asyncio.Task[None]] = {}
         self._listeners: list[Listener] = []
@@ -219,7 +248,8 @@ class Engine:
 
     def _changed(self, record: JobRecord) -> None:
         record.version += 1
-        self._emit(JobChanged(record, record.state))
+        if self._listeners:
+            self._emit(JobChanged(record, record.state))
 
     def snapshot(self, recent: int = 200, batches: int = 50, queued: int = 50) -> EngineSnapshot:
         """Cheap enough for every redraw, even with a huge queue."""
@@ -406,15 +436,21 @@ class Engine:
             if self._mode is Mode.THREAD:
                 self._backend = ThreadBackend(size, self._thread_report)
             elif self._mode is Mode.PROCESS:
-                self._backend = ProcessPoolBackend(size, self._context, self._report_writer_conn)
+                self._backend = ProcessPoolBackend(
+                    size, self._context, self._report_writer_conn, self.memory_limit_mb
+                )
             else:
-                self._backend = ProcessPerJobBackend(size, self._context, self._report_writer_conn)
+                self._backend = ProcessPerJobBackend(
+                    size, self._context, self._report_writer_conn, self.memory_limit_mb
+                )
         return self._backend
 
     def _baseline_runner(self) -> Backend:
         """Where baseline jobs run: a fresh process each, alone, whatever the mode."""
         if self._baseline_backend is None:
-            self._baseline_backend = ProcessPerJobBackend(1, self._context, self._report_writer_conn)
+            self._baseline_backend = ProcessPerJobBackend(
+                1, self._context, self._report_writer_conn, self.memory_limit_mb
+            )
         return self._baseline_backend
 
     def _detach_backend(self, backend: Backend) -> None:
@@ -433,14 +469,13 @@ class Engine:
             self._detach_backend(self._backend)
 
     def _free_slot(self) -> int:
-        used = {record.slot for record in self._active.values()}
-        return next(slot for slot in range(self._workers + len(used)) if slot not in used)
+        return next(slot for slot in itertools.count() if slot not in self._slots)
 
     def _pump(self) -> None:
         """Dispatch queued jobs while worker slots are free."""
         if self._closed or self._loop is None:
             return
-        while self._queue and len(self._active) < self._workers:
+        while self._queue and len(self._slots) < self._workers:
             if self._queue[0].exclusive and self._active:
                 break  # an exclusive job waits for the workers to empty
             if any(record.exclusive for record in self._active.values()):
@@ -452,96 +487,206 @@ class Engine:
                 self._emit(PoolNotice(self._mode, why))
                 self._finish(self._queue.popleft(), JobState.FAILED, error=why)
                 continue
-            self._dispatch(self._queue.popleft(), backend)
+            self._dispatch(self._take_unit(backend), backend)
         if not self._queue and not self._active and self._idle is not None:
             self._idle.set()
 
-    def _dispatch(self, record: JobRecord, backend: Backend) -> None:
-        assert self._loop is not None
-        info = self.catalog.get(record.task)
-        try:
-            kwargs = info.call_kwargs(record.params)
-        except Exception as exc:
-            self._finish(record, JobState.FAILED, error=f"could not prepare arguments: {exc}")
-            return
-        record.state = JobState.DISPATCHED
-        record.mode = backend.mode
-        if record.batch_id is not None:
-            batch = self._batches.get(record.batch_id)
-            if batch is not None and batch.first_dispatched is None:
-                batch.first_dispatched = time.monotonic()
-        record.slot = self._free_slot()
-        record.dispatched = time.monotonic()
-        record.attempts += 1
-        record.pid = record.thread_id = record.core = None
-        record.thread_name = None
-        record.started = None
-        # Every mode gets a flag: thread jobs check it at checkpoints, the other
-        # backends check it before they start the job.
-        cancel = self._cancel_events[record.id] = threading.Event()
-        if record.cancel_requested:
-            cancel.set()
-        spec = JobSpec(record.id, record.attempts, info.ref, kwargs, backend.mode.value)
-        self._active[record.id] = record
-        self._job_backend[record.id] = backend
-        backend.inflight.add(record.id)
-        self._changed(record)
-        self._job_tasks[record.id] = self._loop.create_task(
-            self._run(record, backend, spec, cancel), name=f"coredash-job-{record.id}"
-        )
+    def _estimate_key(self, record: JobRecord) -> tuple[str, tuple[tuple[str, str], ...]]:
+        # A batch's jobs share one params dict: compute its key once, not per job.
+        entry = self._key_cache.get(id(record.params))
+        if entry is None or entry[0] is not record.params:
+            if len(self._key_cache) > 256:
+                self._key_cache.clear()
+            entry = (record.params, (record.task, _params_key(record.params)))
+            self._key_cache[id(record.params)] = entry
+        return entry[1]
 
-    async def _run(self, record: JobRecord, backend: Backend, spec: JobSpec, cancel: threading.Event) -> None:
-        outcome: _Outcome | None
-        try:
-            result = await backend.run(spec, cancel)
-        except BrokenExecutor as exc:
-            outcome = await self._judge_break(record, backend, exc)
-        except NotStarted as exc:
-            outcome = (JobState.CANCELLED, None, str(exc), None)
-        except WorkerDied as exc:
-            if record.cancel_requested:
-                outcome = (
-                    JobState.CANCELLED,
-                    None,
-                    f"cancelled while running: worker pid {exc.pid} was ended",
-                    None,
-                )
+    def _chunk_size(self, head: JobRecord, backend: Backend) -> int:
+        """How many jobs like ``head`` to send in one executor call (1: no chunking)."""
+        if not self.chunking or head.exclusive or head.alone or backend.mode is Mode.PROCESS_PER_JOB:
+            return 1
+        estimate = self._run_estimates.get(self._estimate_key(head))
+        if estimate is None or estimate >= TINY_JOB_S:
+            return 1  # not measured yet, or big enough to be worth its own call
+        # Enough work to amortise the call, spread so every worker gets a share.
+        fair_share = -(-len(self._queue) // max(1, self._workers))
+        return max(1, min(MAX_CHUNK, int(CHUNK_TARGET_S / max(estimate, 1e-6)), fair_share))
+
+    def _take_unit(self, backend: Backend) -> list[JobRecord]:
+        """The next executor call's jobs: the queue's head, plus like jobs if they are tiny."""
+        head = self._queue.popleft()
+        unit = [head]
+        size = self._chunk_size(head, backend)
+        key = self._estimate_key(head) if size > 1 else None
+        while len(unit) < size and self._queue:
+            record = self._queue[0]
+            if (
+                record.exclusive
+                or record.alone
+                or record.cancel_requested
+                or record.task != head.task
+                or (record.params is not head.params and self._estimate_key(record) != key)
+            ):
+                break
+            unit.append(self._queue.popleft())
+        return unit
+
+    def _dispatch(self, unit: list[JobRecord], backend: Backend) -> None:
+        """Hand one executor call to ``backend``: one job, or a chunk of tiny ones."""
+        assert self._loop is not None
+        now = time.monotonic()
+        specs: list[JobSpec] = []
+        cancels: list[CancelFlag] = []
+        records: list[JobRecord] = []
+        slot = self._free_slot()
+        prepared: tuple[dict[str, Any], TaskInfo, dict[str, Any]] | None = None
+        for record in unit:
+            if prepared is not None and prepared[0] is record.params:
+                info, kwargs = prepared[1], prepared[2]  # a chunk's jobs share their batch's params
             else:
-                outcome = (JobState.FAILED, None, f"worker died: {exc}", None)
+                info = self.catalog.get(record.task)
+                try:
+                    kwargs = info.call_kwargs(record.params)
+                except Exception as exc:
+                    self._finish(record, JobState.FAILED, error=f"could not prepare arguments: {exc}")
+                    continue
+                prepared = (record.params, info, kwargs)
+            record.state = JobState.DISPATCHED
+            record.mode = backend.mode
+            if record.batch_id is not None:
+                batch = self._batches.get(record.batch_id)
+                if batch is not None and batch.first_dispatched is None:
+                    batch.first_dispatched = now
+            record.slot = slot
+            record.dispatched = now
+            record.attempts += 1
+            record.pid = record.thread_id = record.core = None
+            record.thread_name = None
+            record.started = None
+            record.timed_out = False
+            # Every mode gets a flag: thread jobs check it at checkpoints, the other
+            # backends check it before they start the job.
+            cancel = self._cancel_events[record.id] = CancelFlag()
+            if record.cancel_requested:
+                cancel.set()
+            specs.append(JobSpec(record.id, record.attempts, info.ref, kwargs, backend.mode.value))
+            cancels.append(cancel)
+            records.append(record)
+        if not records:
+            return
+        for record in records:
+            record.chunk = len(records)
+            self._active[record.id] = record
+            self._job_backend[record.id] = backend
+            backend.inflight.add(record.id)
+            self._changed(record)
+        self._slots.add(slot)
+        task = self._loop.create_task(
+            self._run(records, backend, specs, cancels, slot), name=f"coredash-job-{records[0].id}"
+        )
+        for record in records:
+            self._job_tasks[record.id] = task
+
+    async def _run(
+        self,
+        records: list[JobRecord],
+        backend: Backend,
+        specs: list[JobSpec],
+        cancels: list[CancelFlag],
+        slot: int,
+    ) -> None:
+        outcomes: list[_Outcome | None]
+        try:
+            if len(specs) == 1:
+                results = [await backend.run(specs[0], cancels[0])]
+            else:
+                results = await backend.run_chunk(specs, cancels)
+        except BrokenExecutor as exc:
+            outcomes = [await self._judge_break(record, backend, exc) for record in records]
+        except NotStarted as exc:
+            outcomes = [(JobState.CANCELLED, None, str(exc), None)] * len(records)
+        except WorkerDied as exc:
+            outcomes = [self._judge_death(record, exc) for record in records]
         except asyncio.CancelledError:
             why = "still running when coredash closed"
             if backend.mode is Mode.THREAD:
                 why += " (a thread cannot be stopped; it ignored the cancel flag)"
-            outcome = (JobState.CANCELLED, None, why, None)
-        except Exception as exc:  # e.g. arguments that cannot be pickled
-            if self._closed or record.cancel_requested:
-                outcome = (JobState.CANCELLED, None, "cancelled before it started", None)
-            else:
-                outcome = (JobState.FAILED, None, f"{type(exc).__name__}: {exc}", None)
+            outcomes = [(JobState.CANCELLED, None, why, None)] * len(records)
+        except Exception as exc:  # e.g. arguments or a result that cannot be pickled
+            outcomes = self._judge_call_error(records, backend, exc)
         else:
-            outcome = self._judge_result(record, result)
+            outcomes = [
+                self._judge_result(record, result) for record, result in zip(records, results, strict=True)
+            ]
         finally:
-            self._active.pop(record.id, None)
-            self._job_backend.pop(record.id, None)
-            self._job_tasks.pop(record.id, None)
-            self._cancel_events.pop(record.id, None)
-            backend.inflight.discard(record.id)
+            self._slots.discard(slot)
+            for record in records:
+                self._active.pop(record.id, None)
+                self._job_backend.pop(record.id, None)
+                self._job_tasks.pop(record.id, None)
+                self._cancel_events.pop(record.id, None)
+                timer = self._timers.pop(record.id, None)
+                if timer is not None:
+                    timer.cancel()
+                backend.inflight.discard(record.id)
             if backend.retired and not backend.inflight and backend in self._retiring:
                 self._retiring.remove(backend)
                 backend.shutdown()
-        if outcome is None:  # taken down by a broken pool beside the culprit: run it again
-            self._requeue(record)
-        else:
-            state, result_or_none, error, trace = outcome
-            self._finish(record, state, result_or_none, error, trace)
+        for record, outcome in zip(records, outcomes, strict=True):
+            if outcome is None:  # taken down beside the culprit, or its chunk failed: run it again
+                self._requeue(record)
+            else:
+                state, result_or_none, error, trace = outcome
+                self._finish(record, state, result_or_none, error, trace)
         self._pump()
+
+    def _judge_death(self, record: JobRecord, exc: WorkerDied) -> _Outcome:
+        """A per-job process ended without a result."""
+        if record.timed_out:
+            why = f"{self._timeout_text()}: its process pid {exc.pid} was killed"
+            return (JobState.FAILED, None, why, None)
+        if record.cancel_requested:
+            why = f"cancelled while running: worker pid {exc.pid} was ended"
+            return (JobState.CANCELLED, None, why, None)
+        return (JobState.FAILED, None, f"worker died: {exc}", None)
+
+    def _judge_call_error(
+        self, records: list[JobRecord], backend: Backend, exc: Exception
+    ) -> list[_Outcome | None]:
+        if self._closed or all(record.cancel_requested for record in records):
+            return [(JobState.CANCELLED, None, "cancelled before it started", None)] * len(records)
+        if len(records) > 1:
+            # One job in the chunk spoiled the call (its result would not pickle, say):
+            # run them one at a time, so only that job fails, with its own reason.
+            for record in records:
+                record.alone = True
+            self._emit(
+                PoolNotice(
+                    backend.mode,
+                    f"a chunk of {len(records)} {records[0].task} jobs failed as a whole "
+                    f"({type(exc).__name__}); re-running them one at a time",
+                )
+            )
+            return [None] * len(records)
+        why, trace = describe_call_error(exc)
+        return [(JobState.FAILED, None, why, trace)]
+
+    def _timeout_text(self) -> str:
+        return f"timed out after {format_seconds(self.job_timeout or 0.0)} (the job timeout)"
 
     def _judge_result(self, record: JobRecord, result: WorkerResult) -> _Outcome:
         if result.outcome == "done":
             if record.cancel_requested:
-                result.value_repr = (result.value_repr or "") + "  (finished before the cancel took effect)"
+                late = (
+                    f"it was already in a worker, in a chunk of {record.chunk} tiny jobs"
+                    if record.chunk > 1
+                    else "finished before the cancel took effect"
+                )
+                result.value_repr = f"{result.value_repr or ''}  ({late})"
             return (JobState.DONE, result, None, None)
         if result.outcome == "cancelled":
+            if record.timed_out:  # the timeout, not a person, set the flag it stopped at
+                return (JobState.FAILED, result, f"{self._timeout_text()}: stopped at a checkpoint", None)
             return (JobState.CANCELLED, result, result.error or "cancelled", None)
         return (JobState.FAILED, result, result.error or "failed", result.traceback)
 
@@ -554,6 +699,9 @@ class Engine:
             backend.judgement = asyncio.ensure_future(self._judge_pool(backend))
         verdicts, explained = await asyncio.shield(backend.judgement)
         kind, why = verdicts.get(record.id, ("rerun", None))
+        if kind == "rerun-alone":
+            record.alone = True
+            return None  # its chunk's worker died: run the chunk's jobs one by one to find out
         if kind == "cancelled":
             return (JobState.CANCELLED, None, why, None)
         if kind == "failed":
@@ -581,9 +729,15 @@ class Engine:
         await backend.wait_for_manager(timeout=2.0)
         verdicts = self._verdicts_for_break(backend)
         culprits = [why for kind, why in verdicts.values() if kind == "failed" and why]
-        explained = bool(culprits) or bool(backend.killed_pids)
-        what = culprits[0] if culprits else ("a worker was ended" if backend.killed_pids else "a worker died")
-        rerun = sum(1 for kind, _ in verdicts.values() if kind == "rerun")
+        chunked = any(kind == "rerun-alone" for kind, _ in verdicts.values())
+        explained = bool(culprits) or bool(backend.killed_pids) or chunked
+        if culprits:
+            what = culprits[0]
+        elif chunked:
+            what = "a worker running a chunk of tiny jobs died; they re-run one at a time"
+        else:
+            what = "a worker was ended" if backend.killed_pids else "a worker died"
+        rerun = sum(1 for kind, _ in verdicts.values() if kind.startswith("rerun"))
         if not self._closed:
             self._emit(
                 PoolNotice(Mode.PROCESS, f"process pool broke ({what}); {rerun} job(s) beside it re-queued")
@@ -597,6 +751,19 @@ class Engine:
             if record is None:
                 continue
             pid = record.pid
+            if record.chunk > 1:
+                # Which of the chunk's jobs ended its worker is not known: unless the
+                # worker was a bystander the pool ended, run them again one at a time.
+                code = backend.exitcode(pid) if pid is not None else None
+                bystander = pid is not None and pid not in backend.killed_pids and code == -signal.SIGTERM
+                if record.cancel_requested:
+                    verdicts[job_id] = ("cancelled", "cancelled; its chunk's worker had ended")
+                else:
+                    verdicts[job_id] = ("rerun", None) if bystander else ("rerun-alone", None)
+                continue
+            if record.timed_out:
+                verdicts[job_id] = ("failed", f"{self._timeout_text()}: worker pid {pid} was killed")
+                continue
             if record.cancel_requested:
                 why = (
                     f"cancelled while running: worker pid {pid} was ended"
@@ -620,6 +787,8 @@ class Engine:
     def _requeue(self, record: JobRecord) -> None:
         record.state = JobState.QUEUED
         record.slot = None
+        record.chunk = 1
+        record.timed_out = False
         record.dispatched = record.started = None
         record.pid = record.thread_id = record.core = None
         record.thread_name = None
@@ -648,8 +817,38 @@ class Engine:
         record.pid, record.thread_id, record.thread_name = pid, thread_id, thread_name
         record.core, record.started = core, started
         self._changed(record)
+        if record.chunk > 1:
+            # A chunk reports once, for its first job; the rest run after it on the
+            # same worker (their own times come back with the results).
+            for other_id in self._backend_inflight_of(record):
+                other = self._jobs.get(other_id)
+                if other is not None and other is not record and other.slot == record.slot:
+                    other.pid, other.thread_id, other.thread_name = pid, thread_id, thread_name
+            return
         if record.cancel_requested and record.mode is not Mode.THREAD:
             self._kill_worker(record)  # cancelled before it reported in: end it now
+        elif self.job_timeout is not None and self._loop is not None:
+            self._timers[record.id] = self._loop.call_later(
+                self.job_timeout, self._time_out, record.id, record.attempts
+            )
+
+    def _backend_inflight_of(self, record: JobRecord) -> list[int]:
+        backend = self._job_backend.get(record.id)
+        return list(backend.inflight) if backend is not None else []
+
+    def _time_out(self, job_id: int, attempt: int) -> None:
+        """The job ran past job_timeout: stop it as its mode allows; it ends failed."""
+        self._timers.pop(job_id, None)
+        record = self._jobs.get(job_id)
+        if record is None or record.attempts != attempt or record.state is not JobState.RUNNING:
+            return
+        record.timed_out = True
+        self._changed(record)
+        event = self._cancel_events.get(job_id)
+        if event is not None:
+            event.set()  # a thread stops at its next checkpoint; a thread cannot be killed
+        if record.mode is not Mode.THREAD:
+            self._kill_worker(record)
 
     def _finish(
         self,
@@ -687,10 +886,16 @@ class Engine:
             if state is JobState.DONE and record.exclusive and record.solo and run is not None:
                 key = (record.task, _params_key(record.params))
                 self._baselines.setdefault(key, deque(maxlen=5)).append((run, record.completed or 0.0))
+            if state is JobState.DONE and run is not None and not record.exclusive:
+                key = self._estimate_key(record)
+                previous = self._run_estimates.get(key)
+                # Smoothed, so one slow job (the machine got busy) does not flip the choice.
+                self._run_estimates[key] = run if previous is None else 0.8 * previous + 0.2 * run
         self._ended_counts[state] += 1
         self._unexplained_breaks.pop(record.id, None)
         self._recent.append(record)
-        self._trim_history()
+        if len(self._recent) > self.history:
+            self._trim_history()
         self._changed(record)
         if record.batch_id is not None:
             self._job_ended_in_batch(record)
@@ -767,6 +972,8 @@ class Engine:
         event = self._cancel_events.get(job_id)
         if event is not None:
             event.set()  # threads stop at their next checkpoint(); nothing starts after this
+        if record.chunk > 1:
+            return True  # a chunk of tiny jobs is over in milliseconds: not worth a worker
         if record.mode is Mode.PROCESS_PER_JOB or (record.mode is Mode.PROCESS and record.pid is not None):
             self._kill_worker(record)
         # A process-pool job not yet started is killed when its start report arrives.
@@ -811,6 +1018,9 @@ class Engine:
             record.cancel_requested = True
         for event in self._cancel_events.values():
             event.set()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         backends = [*self._retiring, *([self._backend] if self._backend else [])]
         if self._baseline_backend is not None:
             backends.append(self._baseline_backend)

@@ -94,6 +94,11 @@ class JobRecord:
     mode: Mode | None = None  # the mode it was dispatched in
     attempts: int = 0  # dispatches; > 1 when re-run after a pool broke beside it
     slot: int | None = None  # worker slot 0..workers-1 while active
+    # Jobs sent to a worker together in one executor call (tiny jobs only; see
+    # Engine._take_unit). 1 when it went alone.
+    chunk: int = 1
+    alone: bool = False  # never chunk it again (its chunk's worker died)
+    timed_out: bool = False  # ran past the engine's job_timeout and was stopped
     # Timeline (monotonic seconds). started/finished come from inside the worker.
     submitted: float = 0.0
     dispatched: float | None = None

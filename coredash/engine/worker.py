@@ -33,6 +33,7 @@ from coredash import taskapi
 from coredash.engine.catalog import TaskRef, resolve
 from coredash.engine.model import Mode
 from coredash.engine.platform import current_core
+from coredash.taskapi import CancelFlag
 
 # (job_id, attempt, pid, thread_id, thread_name, core, started)
 StartReport = tuple[int, int, int, int, str, int | None, float]
@@ -40,6 +41,8 @@ Reporter = Callable[[StartReport], None]
 
 _FRAME_HEADER = struct.Struct("<I")
 MAX_REPORT_BYTES = 2048  # well under PIPE_BUF (4096 on Linux, 512 minimum by POSIX)
+# A worker's address-space limit below this stops Python itself from starting.
+MIN_MEMORY_LIMIT_MB = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ def one_line_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def run_job(spec: JobSpec, report: Reporter, cancel: threading.Event | None = None) -> WorkerResult:
+def run_job(spec: JobSpec, report: Reporter, cancel: CancelFlag | None = None) -> WorkerResult:
     """Run one job in this worker and measure it. Never raises for job errors."""
     thread_worker = spec.mode == Mode.THREAD.value
     cpu_clock = time.thread_time if thread_worker else time.process_time
@@ -142,17 +145,34 @@ def run_job(spec: JobSpec, report: Reporter, cancel: threading.Event | None = No
     except taskapi.JobCancelled as exc:
         return ended("cancelled", started, cpu0, core, error=str(exc))
     except BaseException as exc:  # SystemExit from a job is a failure too
-        return ended(
-            "failed", started, cpu0, core, error=one_line_error(exc), traceback=traceback.format_exc()
-        )
+        error = one_line_error(exc)
+        if isinstance(exc, MemoryError) and _memory_limit_mb is not None:
+            error += f" (over the worker memory limit of {_memory_limit_mb} MiB)"
+        return ended("failed", started, cpu0, core, error=error, traceback=traceback.format_exc())
     finally:
         taskapi._leave_job()
     return ended("done", started, cpu0, core, value=value, value_repr=describe_value(value))
 
 
+def _no_report(report: StartReport) -> None:
+    pass
+
+
+def run_jobs(
+    specs: list[JobSpec], report: Reporter, cancels: list[CancelFlag] | None = None
+) -> list[WorkerResult]:
+    """Run a chunk of tiny jobs one after another: one executor call, one start report."""
+    results = []
+    for index, spec in enumerate(specs):
+        cancel = cancels[index] if cancels is not None else None
+        results.append(run_job(spec, report if index == 0 else _no_report, cancel))
+    return results
+
+
 # --- process workers -------------------------------------------------------
 
 _report_conn: Connection | None = None
+_memory_limit_mb: int | None = None
 
 
 def _pipe_report(report: StartReport) -> None:
@@ -164,10 +184,20 @@ def _pipe_report(report: StartReport) -> None:
     os.write(_report_conn.fileno(), _FRAME_HEADER.pack(len(payload)) + payload)
 
 
-def init_process_worker(report_conn: Connection, quiet: bool = True) -> None:
+def init_process_worker(
+    report_conn: Connection, quiet: bool = True, memory_limit_mb: int | None = None
+) -> None:
     """Initializer for every worker process (pool workers and per-job processes)."""
-    global _report_conn
+    global _report_conn, _memory_limit_mb
     _report_conn = report_conn
+    if memory_limit_mb is not None:
+        # Address space, not RSS: allocations past it fail with MemoryError in the
+        # job (a clear failure) instead of the kernel's OOM killer picking a victim.
+        import resource
+
+        limit = memory_limit_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        _memory_limit_mb = memory_limit_mb
     # Ctrl+C belongs to the coredash process, which shuts workers down itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if quiet:
@@ -188,13 +218,20 @@ def run_pool_job(spec: JobSpec) -> WorkerResult:
     return run_job(spec, _pipe_report)
 
 
-def run_child_job(spec: JobSpec, report_conn: Connection, result_conn: Connection) -> None:
+def run_pool_jobs(specs: list[JobSpec]) -> list[WorkerResult]:
+    """ProcessPoolExecutor entry point for a chunk of tiny jobs."""
+    return run_jobs(specs, _pipe_report)
+
+
+def run_child_job(
+    spec: JobSpec, report_conn: Connection, result_conn: Connection, memory_limit_mb: int | None = None
+) -> None:
     """multiprocessing.Process target for the process-per-job mode.
 
     The result goes back as one pickle over ``result_conn``; the parent reads it
     without blocking and treats end-of-file as "the child is done writing".
     """
-    init_process_worker(report_conn)
+    init_process_worker(report_conn, memory_limit_mb=memory_limit_mb)
     result = run_job(spec, _pipe_report)
     try:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)

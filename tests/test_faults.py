@@ -1,0 +1,252 @@
+"""The fault matrix: every way a job can go wrong, in every executor mode.
+
+For each fault: that job ends failed with a reason a person understands, the
+innocent jobs beside it complete (re-run, not failed, when a broken process pool
+took them down), and the executor recovers by itself for the next batch. Faults
+that are not faults in a mode (threads pickle nothing) are checked to succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from coredash.engine import Engine, JobRecord, JobState, Mode, PoolNotice
+from tests.conftest import ALL_MODES, PROCESS_MODES, EventLog, check_job_invariants, until, worker_children
+
+INNOCENTS = 4
+INNOCENT = ("sleep", {"ms": 300})  # long enough to share the pool with the fault
+
+
+async def run_with_innocents(
+    engine: Engine, task: str, params: dict[str, Any]
+) -> tuple[JobRecord, list[JobRecord], EventLog]:
+    """The fault job first, innocents beside it; wait until all have ended."""
+    log = EventLog(engine)
+    await engine.warm_up()
+    fault = engine.submit(task, params)
+    innocents = [engine.submit(*INNOCENT) for _ in range(INNOCENTS)]
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    check_job_invariants(log, [fault, *innocents])
+    return fault, innocents, log
+
+
+async def still_works(engine: Engine) -> None:
+    """The executor recovered: a fresh batch completes in full."""
+    batch = engine.submit_batch("count_primes", 3, {"n": 20_000})
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    assert summary.done == 3, summary
+
+
+def expect(state: JobState, *fragments: str) -> Callable[[JobRecord], None]:
+    def check(job: JobRecord) -> None:
+        assert job.state is state, (job.state, job.error)
+        text = job.error if state is not JobState.DONE else job.result_repr
+        for fragment in fragments:
+            assert text is not None and fragment in text, f"{fragment!r} not in {text!r}"
+
+    return check
+
+
+# (task, params, {mode: what that job must end as}); None: the fault cannot exist in that mode.
+FAULTS: dict[str, tuple[str, dict[str, Any], dict[Mode, Callable[[JobRecord], None] | None]]] = {
+    "raises": (
+        "fail",
+        {"ms": 20},
+        dict.fromkeys(ALL_MODES, expect(JobState.FAILED, "ValueError: deliberate failure")),
+    ),
+    "unpicklable result": (
+        "unpicklable_result",
+        {"n": 3},
+        {
+            Mode.THREAD: expect(JobState.DONE, "generator"),  # nothing is pickled between threads
+            Mode.PROCESS: expect(JobState.FAILED, "result could not be pickled", "generator"),
+            Mode.PROCESS_PER_JOB: expect(JobState.FAILED, "result could not be pickled", "generator"),
+        },
+    ),
+    "unpicklable argument": (
+        "unpicklable_arg",
+        {"n": 1},
+        {
+            Mode.THREAD: expect(JobState.DONE, "1"),
+            Mode.PROCESS: expect(JobState.FAILED, "arguments could not be pickled", "lock"),
+            Mode.PROCESS_PER_JOB: expect(JobState.FAILED, "could not be sent to its process", "lock"),
+        },
+    ),
+    "os._exit": (
+        "crash",
+        {"ms": 30, "how": "exit"},
+        {
+            Mode.THREAD: expect(JobState.FAILED, "crash refused"),  # it would end coredash itself
+            Mode.PROCESS: expect(JobState.FAILED, "exited with code 3"),
+            Mode.PROCESS_PER_JOB: expect(JobState.FAILED, "exited with code 3"),
+        },
+    ),
+    "segfault": (
+        "crash",
+        {"ms": 30, "how": "segv"},
+        {
+            Mode.THREAD: expect(JobState.FAILED, "crash refused"),
+            Mode.PROCESS: expect(JobState.FAILED, "SIGSEGV", "segmentation fault"),
+            Mode.PROCESS_PER_JOB: expect(JobState.FAILED, "SIGSEGV", "segmentation fault"),
+        },
+    ),
+    "floods stdout and stderr": (
+        "flood",
+        {"mb": 4},
+        dict.fromkeys(ALL_MODES, expect(JobState.DONE)),
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", ALL_MODES, ids=str)
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_a_faulty_job_fails_alone_and_the_executor_recovers(
+    make_engine, fault: str, mode: Mode
+) -> None:
+    task, params, outcomes = FAULTS[fault]
+    engine = make_engine(mode=mode)
+    job, innocents, _ = await run_with_innocents(engine, task, params)
+    check = outcomes[mode]
+    assert check is not None
+    check(job)
+    assert all(other.state is JobState.DONE for other in innocents), [
+        (other.id, other.state, other.error) for other in innocents
+    ]
+    if mode is Mode.PROCESS and fault in ("os._exit", "segfault"):
+        # The pool broke under the innocent running beside the fault: it ran again.
+        assert any(other.attempts == 2 for other in innocents), [other.attempts for other in innocents]
+    await still_works(engine)
+
+
+@pytest.mark.parametrize("mode", PROCESS_MODES, ids=str)
+async def test_a_worker_killed_from_outside_fails_its_job_only(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    log = EventLog(engine)
+    await engine.warm_up()
+    victim = engine.submit("hang", {"s": 30})
+    innocents = [engine.submit(*INNOCENT) for _ in range(INNOCENTS)]
+    await until(lambda: victim.state is JobState.RUNNING and victim.pid is not None, what="the victim to run")
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)  # as `kill -9` from another terminal would
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    check_job_invariants(log, [victim, *innocents])
+    expect(JobState.FAILED, f"pid {victim.pid}", "SIGKILL")(victim)
+    assert all(other.state is JobState.DONE for other in innocents)
+    await still_works(engine)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES, ids=str)
+async def test_a_hung_job_is_failed_by_the_job_timeout(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode, job_timeout=0.5)
+    job, innocents, _ = await run_with_innocents(engine, "hang", {"s": 0})
+    expect(JobState.FAILED, "timed out after 500 ms")(job)
+    if mode is Mode.THREAD:
+        assert "stopped at a checkpoint" in (job.error or "")
+    else:
+        assert f"pid {job.pid}" in (job.error or "") and "killed" in (job.error or "")
+    assert job.run_s is None or job.run_s < 5
+    assert all(other.state is JobState.DONE for other in innocents)
+    await still_works(engine)
+
+
+async def test_no_timeout_by_default(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS)
+    assert engine.job_timeout is None
+    job = engine.submit("hang", {"s": 1})  # gives up by itself after 1 s
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert job.state is JobState.DONE
+
+
+@pytest.mark.parametrize("mode", PROCESS_MODES, ids=str)
+async def test_a_job_over_the_memory_limit_fails_with_memory_error(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode, memory_limit_mb=400)
+    job, innocents, _ = await run_with_innocents(engine, "hog", {"mb": 2048})
+    expect(JobState.FAILED, "MemoryError", "memory limit of 400 MiB")(job)
+    assert all(other.state is JobState.DONE for other in innocents)
+    await still_works(engine)
+
+
+async def test_bad_engine_limits_are_refused_clearly() -> None:
+    from coredash.engine import EngineError
+
+    with pytest.raises(EngineError, match="job_timeout"):
+        Engine(job_timeout=0)
+    with pytest.raises(EngineError, match="at least 256"):
+        Engine(memory_limit_mb=10)
+
+
+# --- chunks of tiny jobs: the fast path must keep every promise the slow one does ---
+
+
+@pytest.mark.parametrize("mode", [Mode.THREAD, Mode.PROCESS], ids=str)
+async def test_tiny_jobs_go_in_chunks_and_each_is_still_accounted_for(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode, history=5000)
+    log = EventLog(engine)
+    first = engine.submit_batch("tiny", 20, {"n": 5})  # measured one by one: tiny
+    await engine.wait_batch(first)
+    assert engine.job(first.job_ids[0]).chunk == 1  # type: ignore[union-attr]  # not measured yet: alone
+    batch = engine.submit_batch("tiny", 3000, {"n": 5})
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    assert summary.done == 3000
+    chunks = [r.chunk for r in engine.snapshot(recent=3000).recent if r.batch_id == batch.id]
+    assert max(chunks) > 1, "tiny jobs were not chunked"
+    ended = [engine.job(job_id) for job_id in batch.job_ids[-400:]]
+    check_job_invariants(log, [job for job in ended if job is not None])
+    for job in ended:
+        assert job is not None and job.result_repr == "6" and job.run_s is not None
+
+
+async def test_a_chunk_whose_worker_dies_is_rerun_one_by_one(make_engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A worker dies in the middle of a chunk: which job did it is unknown, so the
+    chunk's jobs run again one at a time rather than all being failed."""
+    from tests.scripts import chunk_tasks
+
+    engine = make_engine(mode=Mode.PROCESS, history=5000)
+    engine.catalog.load_file(chunk_tasks.__file__)
+    log = EventLog(engine)
+    notices: list[str] = []
+    engine.subscribe(lambda event: notices.append(event.message) if isinstance(event, PoolNotice) else None)
+    armed = tmp_path / "armed"
+    params = {"n": 1, "armed": str(armed)}
+    await engine.wait_batch(engine.submit_batch("crash_when", 50, params))  # measured: tiny
+    armed.touch()  # the next job to run kills its worker, once
+    batch = engine.submit_batch("crash_when", 2000, params)
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    jobs = [job for job_id in batch.job_ids if (job := engine.job(job_id)) is not None]
+    check_job_invariants(log, jobs)
+    assert not armed.exists(), "no job crashed"
+    assert summary.done == 2000, summary  # the crash was a one-off: every job succeeds on its re-run
+    rerun = [job for job in jobs if job.attempts == 2]
+    assert rerun and all(job.alone and job.chunk == 1 for job in rerun)
+    assert any("chunk" in text for text in notices), notices
+
+
+@pytest.mark.parametrize("mode", [Mode.THREAD, Mode.PROCESS], ids=str)
+async def test_cancelling_chunked_jobs_ends_each_exactly_once(make_engine, mode: Mode) -> None:
+    engine = make_engine(mode=mode)
+    log = EventLog(engine)
+    await engine.wait_batch(engine.submit_batch("tiny", 20, {"n": 1}))
+    batch = engine.submit_batch("tiny", 20_000, {"n": 1})
+    await until(lambda: engine.snapshot().counts[JobState.DONE] > 2000, what="some chunks to finish")
+    engine.cancel_batch(batch.id)
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    assert summary.done + summary.failed + summary.cancelled == 20_000
+    assert summary.cancelled > 0 and summary.failed == 0
+    check_job_invariants(log, [job for job_id in batch.job_ids if (job := engine.job(job_id)) is not None])
+
+
+async def test_no_worker_outlives_the_faults(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS)
+    await engine.warm_up()
+    for how in ("kill", "exit", "segv"):
+        engine.submit("crash", {"ms": 1, "how": how})
+    engine.submit("hang", {"s": 0})
+    await asyncio.sleep(0.5)
+    await engine.close()
+    await until(lambda: not worker_children(), timeout=5, what="every worker to be gone")
