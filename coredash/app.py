@@ -399,7 +399,7 @@ class CoredashApp(App[int]):
         params = info.params_for(self.task_size)
         try:
             # A failing or crashing task has no speedup to measure.
-            wants_baseline = self.auto_baseline and info.kind not in ("error", "crash")
+            wants_baseline = self.auto_baseline and info.kind not in ("error", "crash", "fault")
             measured = self.engine.has_baseline(info.name, params)
             if wants_baseline and not measured and not self.engine.baseline_pending(info.name, params):
                 self.engine.submit_baseline(info.name, params)
@@ -548,6 +548,8 @@ def run_app(options: AppOptions) -> int:
         workers=options.workers,
         start_method=options.start_method,
         catalog=options.catalog,
+        job_timeout=options.job_timeout,
+        memory_limit_mb=options.memory_limit_mb,
     )
     app = CoredashApp(
         engine,

@@ -47,6 +47,8 @@ class BenchConfig:
     repeat: int = 1
     serial: bool = True
     start_method: str | None = None
+    job_timeout: float | None = None
+    memory_limit_mb: int | None = None
 
 
 @dataclass
@@ -137,6 +139,8 @@ async def run_bench(
         workers=max(config.workers),
         start_method=config.start_method,
         catalog=catalog,
+        job_timeout=config.job_timeout,
+        memory_limit_mb=config.memory_limit_mb,
     )
     label = ""
     ended = 0

@@ -16,6 +16,7 @@ from coredash import __version__
 from coredash.defaults import APP_JOBS_PER_CORE, BENCH_JOBS_PER_CORE, MAX_JOBS, app_jobs, bench_jobs
 from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
 from coredash.engine.platform import START_METHODS
+from coredash.engine.worker import MIN_MEMORY_LIMIT_MB
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
@@ -93,6 +94,45 @@ def refresh_rate(text: str) -> float:
     return value
 
 
+MAX_JOB_TIMEOUT_S = 7 * 24 * 3600
+
+
+def timeout_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= MAX_JOB_TIMEOUT_S:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_JOB_TIMEOUT_S} s, got {text}")
+    return value
+
+
+def memory_mib(text: str) -> int:
+    value = positive_int(text)
+    if value < MIN_MEMORY_LIMIT_MB:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_MEMORY_LIMIT_MB} MiB (a Python worker needs that much), got {value}"
+        )
+    return value
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--job-timeout",
+        type=timeout_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="fail a job that runs longer (process workers are killed; threads stop at a checkpoint)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=memory_mib,
+        default=None,
+        metavar="MIB",
+        help="address-space limit per worker process; past it a job fails with MemoryError",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tasks",
@@ -132,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=job_count, default=None, help=f"jobs per batch (default: {APP_JOBS_PER_CORE} per core)"
     )
     parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
+    _add_limits(parser)
     _add_common(parser)
     return parser
 
@@ -167,6 +208,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
     )
+    _add_limits(parser)
     _add_common(parser)
     return parser
 
@@ -194,6 +236,8 @@ class AppOptions:
     refresh: float
     start_method: str | None
     catalog: Catalog
+    job_timeout: float | None = None
+    memory_limit_mb: int | None = None
 
 
 def run(argv: Sequence[str]) -> int:
@@ -240,6 +284,8 @@ def _run(argv: list[str]) -> int:
         refresh=args.refresh,
         start_method=args.start_method,
         catalog=catalog,
+        job_timeout=args.job_timeout,
+        memory_limit_mb=args.memory_limit,
     )
     from coredash.app import run_app  # the UI is imported only when it is wanted
 
@@ -262,6 +308,8 @@ def _bench(args: argparse.Namespace) -> int:
         repeat=args.repeat,
         serial=not args.no_serial,
         start_method=args.start_method,
+        job_timeout=args.job_timeout,
+        memory_limit_mb=args.memory_limit,
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")

@@ -19,17 +19,17 @@ MIB = 1 << 20
 
 
 @task(
-    description="Never return: spin until cancelled, timed out or coredash quits (s > 0: stop after s s)",
+    description="Hang: spin for s seconds (an hour by default) unless cancelled or timed out",
     size="s",
-    default=0,
+    default=3600,
     unit="s",
     releases_gil=False,
     kind="fault",
 )
-def hang(s: int = 0) -> None:
+def hang(s: int = 3600) -> None:
     if s < 0:
         raise ValueError("s must be >= 0")
-    deadline = time.monotonic() + s if s else float("inf")
+    deadline = time.monotonic() + s
     while time.monotonic() < deadline:
         checkpoint()  # a thread job can only be stopped here
         for _ in range(5000):

@@ -144,7 +144,7 @@ async def test_a_worker_killed_from_outside_fails_its_job_only(make_engine, mode
 @pytest.mark.parametrize("mode", ALL_MODES, ids=str)
 async def test_a_hung_job_is_failed_by_the_job_timeout(make_engine, mode: Mode) -> None:
     engine = make_engine(mode=mode, job_timeout=0.5)
-    job, innocents, _ = await run_with_innocents(engine, "hang", {"s": 0})
+    job, innocents, _ = await run_with_innocents(engine, "hang", {"s": 3600})
     expect(JobState.FAILED, "timed out after 500 ms")(job)
     if mode is Mode.THREAD:
         assert "stopped at a checkpoint" in (job.error or "")
@@ -246,7 +246,55 @@ async def test_no_worker_outlives_the_faults(make_engine) -> None:
     await engine.warm_up()
     for how in ("kill", "exit", "segv"):
         engine.submit("crash", {"ms": 1, "how": how})
-    engine.submit("hang", {"s": 0})
+    engine.submit("hang", {"s": 3600})
     await asyncio.sleep(0.5)
     await engine.close()
     await until(lambda: not worker_children(), timeout=5, what="every worker to be gone")
+
+
+# --- the dashboard's side: faults are shown, and it keeps running ---
+
+
+async def test_the_dashboard_shows_a_crash_mid_batch_and_carries_on() -> None:
+    """A worker crashes in the middle of a process batch: the crash is a failed
+    row with its reason, the pool's notice is shown, the batch beside it finishes,
+    and the keys still work."""
+    from coredash.app import CoredashApp
+    from coredash.widgets.jobs_table import JobsTable
+    from coredash.widgets.status_line import StatusLine
+
+    engine = Engine(mode=Mode.PROCESS, workers=2)
+    app = CoredashApp(engine, task="sleep", size=300, jobs=6, refresh=10)
+    app.auto_baseline = False
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await pilot.press("r")
+        await until(lambda: any(job.state is JobState.RUNNING for job in engine.snapshot().active))
+        crash = engine.submit("crash", {"ms": 20, "how": "segv"})
+        await until(lambda: bool(engine.snapshot().batches) and engine.snapshot().batches[-1].finished, 60)
+        await until(lambda: crash.state.terminal)
+        summary = engine.snapshot().batches[-1].summary
+        assert summary is not None and summary.done == 6, summary
+        assert crash.state is JobState.FAILED and "SIGSEGV" in (crash.error or "")
+        table = app.query_one(JobsTable)
+        await until(lambda: str(crash.id) in table.rows, what="the crash's row")
+        row = [cell.plain for cell in table.get_row(str(crash.id))]
+        assert "failed" in row and any("SIGSEGV" in cell for cell in row), row
+        notices = [note.message for note in app._notifications]  # the toasts on screen
+        assert any("process pool broke" in notice for notice in notices), notices
+        await pilot.press("t")  # still answering keys
+        await until(lambda: engine.mode is Mode.THREAD, what="the mode key")
+        assert "thread" in str(app.query_one(StatusLine).render()).lower()
+
+
+def test_the_cli_passes_the_limits_to_the_engine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`coredash bench --job-timeout`: hung jobs end failed and the bench finishes."""
+    import json
+
+    from coredash.cli import run
+
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--task", "hang", "--jobs", "2", "--modes", "process", "--workers", "2"]
+    code = run([*argv, "--job-timeout", "0.3", "--memory-limit", "512", "--no-serial", "--json", str(out)])
+    assert code == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert runs and all(run["failed"] == 2 and run["makespan_s"] < 5 for run in runs), runs
