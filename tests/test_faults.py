@@ -298,3 +298,41 @@ def test_the_cli_passes_the_limits_to_the_engine(tmp_path) -> None:  # type: ign
     assert code == 0
     runs = json.loads(out.read_text())["runs"]
     assert runs and all(run["failed"] == 2 and run["makespan_s"] < 5 for run in runs), runs
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (None, "task file not found"),
+        ("raise RuntimeError('boom at import')\n", "importing it raised RuntimeError: boom at import"),
+        ("import no_such_module_xyz\n", "No module named 'no_such_module_xyz'"),
+        ("def f(n:\n", "syntax error"),
+        ("X = 1\n", "no public function with a size argument"),
+        ("def f(n: int) -> int:\n    return n\n", "unknown task 'missing'"),
+    ],
+    ids=["missing file", "raises on import", "missing dependency", "syntax error", "no jobs", "no such task"],
+)
+def test_a_bad_task_module_gets_one_line_and_starts_nothing(
+    tmp_path, source: str | None, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    path = tmp_path / "user_jobs.py"
+    if source is not None:
+        path.write_text(source)
+    for argv in (
+        ["--tasks", str(path), "--task", "missing"],
+        ["bench", "--tasks", str(path), "--task", "missing"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "coredash", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 2, proc
+        assert proc.stderr.startswith("coredash: error: ") and message in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert proc.stdout == ""  # nothing drawn, nothing run
