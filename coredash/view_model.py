@@ -72,7 +72,10 @@ class WorkerRow:
 
 def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) -> list[WorkerRow]:
     """One row per worker slot, plus any job still draining on a slot beyond the count."""
-    by_slot = {job.slot: job for job in snapshot.active if job.slot is not None}
+    by_slot: dict[int, JobRecord] = {}
+    for active in snapshot.active:  # a chunk's jobs share a slot: its first one is the one running
+        if active.slot is not None:
+            by_slot.setdefault(active.slot, active)
     slots = sorted(set(range(snapshot.workers)) | set(by_slot))
     rows = []
     for slot in slots:
@@ -85,6 +88,8 @@ def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) 
         load = worker_load(job, sample)
         busy = load.cores if load is not None else None
         where = job.where if job.state is JobState.RUNNING else "starting…"
+        if job.chunk > 1:
+            where += f" · chunk of {job.chunk} tiny jobs"
         rows.append(WorkerRow(slot, job, elapsed, where, live_core(job, sample), busy))
     return rows
 
