@@ -89,7 +89,7 @@ def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) 
         busy = load.cores if load is not None else None
         where = job.where if job.state is JobState.RUNNING else "starting…"
         if job.chunk > 1:
-            where += f" · chunk of {job.chunk} tiny jobs"
+            where = f"chunk ×{job.chunk} · {where}"
         rows.append(WorkerRow(slot, job, elapsed, where, live_core(job, sample), busy))
     return rows
 
@@ -154,9 +154,11 @@ def cpu_ratio_text(job: JobRecord) -> str:
 
 
 def job_note(job: JobRecord) -> str:
+    # A chunked job's wait and overhead include its chunk-mates' run times: say so.
+    chunk = f"  (ran in a chunk of {job.chunk} tiny jobs)" if job.chunk > 1 else ""
     if job.state is JobState.DONE:
-        return job.result_repr or ""
-    return job.error or ""
+        return (job.result_repr or "") + chunk
+    return (job.error or "") + chunk
 
 
 def load_level(percent: float) -> str:

@@ -223,7 +223,9 @@ async def test_a_chunk_whose_worker_dies_is_rerun_one_by_one(make_engine, tmp_pa
     assert not armed.exists(), "no job crashed"
     assert summary.done == 2000, summary  # the crash was a one-off: every job succeeds on its re-run
     rerun = [job for job in jobs if job.attempts == 2]
-    assert rerun and all(job.alone and job.chunk == 1 for job in rerun)
+    alone = [job for job in rerun if job.alone]  # the dead worker's chunk, one job at a time
+    assert alone and all(job.chunk == 1 for job in alone), rerun
+    # (The other worker's chunk, a bystander the pool ended, may be re-run chunked.)
     assert any("chunk" in text for text in notices), notices
 
 

@@ -73,7 +73,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 # enough that the dashboard still sees workers change jobs several times a frame.
 TINY_JOB_S = 0.002
 CHUNK_TARGET_S = 0.01
-MAX_CHUNK = 512
+MAX_CHUNK = 256  # the loop digests a chunk's results in one go: keep that a few ms
 
 
 def max_workers_allowed(cpus: int | None = None) -> int:
