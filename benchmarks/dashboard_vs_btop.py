@@ -12,6 +12,9 @@ sensors and the battery off, so it does what coredash's core panel does (per-cor
 load, history) and nothing coredash does not; the other keeps btop's default boxes
 (cpu, mem, net, proc: it scans every process each update), reported as INFO. Each
 tmux server's own CPU (parsing the app's output into its screen) is INFO too.
+So is a floor: the smallest Textual app that redraws at 4 Hz (one line of text,
+changed every tick), run by this script in ``--textual-floor`` mode in the same
+window. What coredash costs above that floor is coredash's own.
 
 Needs tmux and btop (not Python packages): ``apt-get install tmux btop``; without
 them the script says so and exits 2. Sessions and the temporary btop config are
@@ -42,6 +45,8 @@ from targets import TargetReport, median
 
 REPO = Path(__file__).resolve().parent.parent
 COREDASH = REPO / ".venv" / "bin" / "coredash"
+PYTHON = REPO / ".venv" / "bin" / "python"
+SCRIPT = Path(__file__).resolve()
 SIZE = (160, 45)
 BTOP_FAIR = 'update_ms = 250\nshown_boxes = "cpu"\ncheck_temp = False\nshow_battery = False\n'
 BTOP_DEFAULT = "update_ms = 250\n"
@@ -84,6 +89,8 @@ class TmuxSession:
         self.env = env if env is not None else terminal_env()
         self.pane_pid: int | None = None
         self.server_pid: int | None = None
+        # tmux's default place (terminal_env drops TMUX_TMPDIR); known before the server starts.
+        self.socket_path = Path("/tmp") / f"tmux-{os.getuid()}" / self.socket
 
     def tmux(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(
@@ -101,7 +108,6 @@ class TmuxSession:
     def start(self) -> TmuxSession:
         width, height = SIZE
         self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), self.command)
-        self.tmux("set-option", "-t", self.name, "remain-on-exit", "off")
         self.pane_pid = int(self.tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
         self.server_pid = int(self.tmux("display-message", "-p", "-t", self.name, "#{pid}").strip())
         return self
@@ -131,9 +137,10 @@ class TmuxSession:
         if self.pane_pid and psutil.pid_exists(self.pane_pid):
             self.send_keys(*quit_keys)
             _, alive = psutil.wait_procs(tree[:1], timeout=grace)
-            if alive:
+            if alive and grace > 0:
                 print(f"  ({self.label} did not quit within {grace:g} s; killing it)", file=sys.stderr)
         self.tmux("kill-server", check=False)
+        self.socket_path.unlink(missing_ok=True)  # tmux leaves the socket file behind
         leftovers = [p for p in tree if p.is_running()]
         for process in leftovers:
             with contextlib.suppress(psutil.Error):
@@ -142,6 +149,19 @@ class TmuxSession:
         for process in alive:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+def stop_all(sessions: Sequence[TmuxSession]) -> None:
+    """Stop every session, even when Ctrl+C lands meanwhile (the rest are then killed at once)."""
+    interrupted = False
+    for session in sessions:
+        try:
+            session.stop(grace=0.0 if interrupted else 8.0)
+        except KeyboardInterrupt:
+            interrupted = True
+            session.stop(grace=0.0)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
@@ -212,6 +232,9 @@ def one_round(config_root: Path, seconds: float, settle: float) -> Window:
         TmuxSession("coredash", shlex.quote(str(COREDASH))),
         TmuxSession("btop", "btop", terminal_env(XDG_CONFIG_HOME=str(config_root / "fair"))),
         TmuxSession("btop-default", "btop", terminal_env(XDG_CONFIG_HOME=str(config_root / "default"))),
+        TmuxSession(
+            "textual-floor", shlex.join([str(PYTHON), str(Path(__file__).resolve()), "--textual-floor"])
+        ),
     ]
     try:
         for session in sessions:
@@ -219,11 +242,34 @@ def one_round(config_root: Path, seconds: float, settle: float) -> Window:
         sessions[0].wait_for("Cores")
         sessions[1].wait_for("cpu")
         sessions[2].wait_for("proc")
+        sessions[3].wait_for("textual floor")
         time.sleep(settle)  # start-up (imports, first layout) is not the steady cost
         return measure_window(sessions, seconds)
     finally:
-        for session in sessions:
-            session.stop()
+        stop_all(sessions)
+
+
+def run_textual_floor() -> int:
+    """The least a Textual app that redraws at 4 Hz costs: one Static, new text every tick."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Floor(App[None]):
+        BINDINGS = [("q", "quit", "Quit")]
+
+        def compose(self) -> ComposeResult:
+            yield Static("textual floor", id="line")
+
+        def on_mount(self) -> None:
+            self.ticks = 0
+            self.set_interval(0.25, self.tick)
+
+        def tick(self) -> None:
+            self.ticks += 1
+            self.query_one("#line", Static).update(f"textual floor: tick {self.ticks}")
+
+    Floor().run()
+    return 0
 
 
 def btop_configs(root: Path) -> None:
@@ -235,6 +281,9 @@ def btop_configs(root: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--textual-floor"]:
+        return run_textual_floor()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per round")
     parser.add_argument("--repeat", type=int, default=3, help="rounds, fresh processes each (medians)")
@@ -264,15 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     def med(label: str, server: bool = False) -> float:
         return median([(w.server if server else w.app)[label] for w in windows])
 
-    ratios = [w.app["coredash"] / w.app["btop"] if w.app["btop"] > 0 else float("inf") for w in windows]
-    ratios_default = [
-        w.app["coredash"] / w.app["btop-default"] if w.app["btop-default"] > 0 else float("inf")
-        for w in windows
-    ]
+    def ratios(label: str, to: str) -> list[float]:
+        return [w.app[label] / w.app[to] if w.app[to] > 0 else float("inf") for w in windows]
+
     report = TargetReport("dashboard overhead vs btop (real terminal, idle, 4 Hz)")
     report.check(
         "coredash CPU / btop CPU (cpu box)",
-        median(ratios),
+        median(ratios("coredash", "btop")),
         "<=",
         1.0,
         unit="×",
@@ -281,8 +328,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.info("coredash, % of a core", med("coredash"), unit="%", note="process tree, 160x45, 4 Hz")
     report.info("btop (cpu box, no sensors), % of a core", med("btop"), unit="%", note="update_ms = 250")
     report.info("btop (default boxes), % of a core", med("btop-default"), unit="%", note="cpu mem net proc")
-    report.info("coredash / btop (default boxes)", median(ratios_default), unit="×")
-    for label in ("coredash", "btop", "btop-default"):
+    report.info("coredash / btop (default boxes)", median(ratios("coredash", "btop-default")), unit="×")
+    report.info(
+        "textual floor, % of a core",
+        med("textual-floor"),
+        unit="%",
+        note="one Static redrawn at 4 Hz: the least any Textual app costs",
+    )
+    report.info(
+        "textual floor / btop (cpu box)",
+        median(ratios("textual-floor", "btop")),
+        unit="×",
+    )
+    for label in ("coredash", "btop", "btop-default", "textual-floor"):
         report.info(f"tmux server of {label}, % of a core", med(label, server=True), unit="%")
     report.print()
     if args.json is not None:
