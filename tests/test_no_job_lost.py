@@ -47,7 +47,7 @@ from coredash.engine import BatchRecord, Engine, EngineEvent, JobChanged, JobRec
 from coredash.engine.backends import THREAD_NAME_PREFIX
 from tests.conftest import ALL_MODES, EventLog, check_job_invariants, helper_processes, until
 
-EXAMPLES = 120
+EXAMPLES = 100
 MIN_JOBS = 1000
 # The largest scenario drawn takes a few seconds; a minute would be a hang.
 IDLE_TIMEOUT = 20.0
