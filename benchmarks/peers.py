@@ -297,10 +297,46 @@ def run_rounds(
     for round_no in range(repeat):
         shift = round_no % len(contenders)
         order = contenders[shift:] + contenders[:shift]
+        before = _cpu_now()
         for contender in order:
             times[contender.name].append(contender.run(n, jobs))
-        print(f"  {label} round {round_no + 1}/{repeat} done", flush=True)
+        others = _others_load(before, _cpu_now())
+        print(
+            f"  {label} round {round_no + 1}/{repeat} done; other processes kept {others:.2f} cores busy",
+            flush=True,
+        )
+        _OTHERS.append(others)
     return times
+
+
+_OTHERS: list[float] = []  # per round: cores' worth of CPU that other processes on the machine used
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    """(wall, CPU seconds the whole machine has spent busy, CPU seconds of this process tree)."""
+    import psutil
+
+    times = psutil.cpu_times()
+    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    ours = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            cpu = process.cpu_times()
+        except psutil.Error:
+            continue
+        ours += cpu.user + cpu.system
+    return time.monotonic(), busy, ours
+
+
+def _others_load(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """Cores' worth of CPU used by processes outside this benchmark between two readings.
+
+    Approximate: CPU of our processes that ended in between (none here: every
+    pool lives for the whole run) would count as someone else's.
+    """
+    wall = after[0] - before[0]
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall) if wall > 0 else 0.0
 
 
 def coarse(args: argparse.Namespace, cores: int, report: object) -> None:
@@ -342,6 +378,7 @@ def coarse(args: argparse.Namespace, cores: int, report: object) -> None:
             if len(pids) < min(cores, 2):
                 print(f"  WARNING: {contender.name} ran every job in one process: not parallel")
         coredash.gaps.clear()
+        _OTHERS.clear()
         times = run_rounds(contenders, n, jobs, args.repeat, "coarse")
         overlap = coredash.max_overlap
     finally:
@@ -376,6 +413,7 @@ def coarse(args: argparse.Namespace, cores: int, report: object) -> None:
     report.check("coredash process / fastest peer", ratio, "<=", 1.02, unit="×", note=f"{fastest}, per round")
     report.check("coredash parallel efficiency", efficiency, ">=", 0.97, note="per round")
     report.info("fastest peer's parallel efficiency", peer_efficiency, note="what this machine allows now")
+    report.info("other processes' load during the rounds", median(_OTHERS), unit=" cores", note="median")
     if gaps:
         report.info(
             "coredash worker idle between jobs, median",
@@ -486,6 +524,7 @@ def tiny(args: argparse.Namespace, cores: int, report: object) -> None:
                 print(f"  warmed {contender.name}: ran in {len(pids)} process(es)")
         # All six interleaved: a busy spell on the shared machine hits every mode alike.
         everyone = [c for kind in modes for c in modes[kind]]
+        _OTHERS.clear()
         times = run_rounds(everyone, n, jobs, args.repeat, "tiny")
     finally:
         for contenders in modes.values():
@@ -504,6 +543,7 @@ def tiny(args: argparse.Namespace, cores: int, report: object) -> None:
             f"coredash {kind} / naive gather", rate[ours.name] / rate[naive.name], ">=", 1.0, unit="×"
         )
         report.info(f"coredash {kind} / {chunked.name}", rate[ours.name] / rate[chunked.name], unit="×")
+    report.info("other processes' load during the rounds", median(_OTHERS), unit=" cores", note="median")
 
 
 # --- profiling -------------------------------------------------------------------
