@@ -56,6 +56,7 @@ from coredash.view_model import batch_progress, comparison, core_marks, format_p
 from coredash.widgets.comparison import ComparisonData, ComparisonPanel
 from coredash.widgets.core_grid import CoreGrid, CoreGridData
 from coredash.widgets.jobs_table import JobsTable
+from coredash.widgets.key_footer import KeyFooter
 from coredash.widgets.monitor_panel import MonitorData, MonitorPanel
 from coredash.widgets.status_line import StatusData, StatusLine
 from coredash.widgets.workers_panel import WorkersData, WorkersPanel
@@ -201,7 +202,7 @@ class CoredashApp(App[int]):
                 jobs.border_subtitle = "select a row for details and traceback"
                 yield JobsTable(id="jobs")
         yield Static("", id="too-small")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
