@@ -132,6 +132,9 @@ class CoredashEngine(Contender):
         # Idle time of a worker between one job's end and its next job's start
         # (worker clocks; records of every round so far).
         self.gaps: list[float] = []
+        # Per batch: the share of worker time (workers × makespan) with no job running.
+        self.idle_shares: list[float] = []
+        self.mean_runs: list[float] = []  # per batch: the mean run time of one job, in the worker
 
     def warm(self, n: int, jobs: int) -> set[int]:
         if not self.runner.run(self.engine.warm_up()):
@@ -162,6 +165,10 @@ class CoredashEngine(Contender):
         for runs in by_worker.values():
             runs.sort()
             self.gaps += [nxt[0] - prev[1] for prev, nxt in itertools.pairwise(runs)]
+        if len(records) == jobs:
+            busy = sum(finished - started for started, finished in intervals)
+            self.idle_shares.append(max(0.0, 1 - busy / (self.engine.workers * took)))
+            self.mean_runs.append(busy / jobs)
         return took
 
     def close(self) -> None:
@@ -378,6 +385,8 @@ def coarse(args: argparse.Namespace, cores: int, report: object) -> None:
             if len(pids) < min(cores, 2):
                 print(f"  WARNING: {contender.name} ran every job in one process: not parallel")
         coredash.gaps.clear()
+        coredash.idle_shares.clear()
+        coredash.mean_runs.clear()
         _OTHERS.clear()
         times = run_rounds(contenders, n, jobs, args.repeat, "coarse")
         overlap = coredash.max_overlap
@@ -387,11 +396,11 @@ def coarse(args: argparse.Namespace, cores: int, report: object) -> None:
 
     medians = {name: median(values) for name, values in times.items()}
     serial = medians[Serial.name]
-    print(f"\n  median makespan of {args.repeat} rounds (min … max), speedup vs serial:")
+    print("\n  makespan per round, its median, and the speedup vs serial of the medians:")
     for name, values in times.items():
+        rounds = " ".join(f"{value:6.3f}" for value in values)
         print(
-            f"    {name:<28} {medians[name]:7.3f} s  ({min(values):.3f} … {max(values):.3f})  "
-            f"speedup {serial / medians[name]:.2f}×"
+            f"    {name:<26} {rounds}  median {medians[name]:6.3f} s  speedup {serial / medians[name]:.2f}×"
         )
     peers = {k: v for k, v in medians.items() if k not in (Serial.name, coredash.name)}
     fastest = min(peers, key=peers.__getitem__)
@@ -414,6 +423,19 @@ def coarse(args: argparse.Namespace, cores: int, report: object) -> None:
     report.check("coredash parallel efficiency", efficiency, ">=", 0.97, note="per round")
     report.info("fastest peer's parallel efficiency", peer_efficiency, note="what this machine allows now")
     report.info("other processes' load during the rounds", median(_OTHERS), unit=" cores", note="median")
+    slowdown = [run * jobs / s for run, s in zip(coredash.mean_runs, times[Serial.name], strict=True)]
+    report.info(
+        "coredash's jobs' run time ÷ the same job in the serial run",
+        median(slowdown),
+        unit="×",
+        note="above 1: the jobs themselves ran slower (other load), per round",
+    )
+    report.info(
+        "coredash workers idle (no job running)",
+        100 * median(coredash.idle_shares),
+        unit=" %",
+        note="of workers × makespan: dispatch, hand-overs, the last job's tail",
+    )
     if gaps:
         report.info(
             "coredash worker idle between jobs, median",
