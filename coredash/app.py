@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -214,6 +215,14 @@ class CoredashApp(App[int]):
         self.tick()
         if self.engine.mode is Mode.PROCESS:
             self._warm_pool()
+        self.call_after_refresh(self._freeze_startup_objects)
+
+    def _freeze_startup_objects(self) -> None:
+        # The ~70,000 objects of a laid-out Textual app live as long as the app.
+        # Frozen, a full garbage collection no longer walks them: under a stream of
+        # jobs those collections were the event loop's longest stalls (~50-130 ms).
+        gc.collect()
+        gc.freeze()
 
     def _handle_signals(self) -> None:
         """A closed terminal (SIGHUP) or a plain ``kill`` (SIGTERM) quits like q does.

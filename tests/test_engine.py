@@ -542,3 +542,65 @@ async def test_cancel_batch(make_engine) -> None:
     assert summary.cancelled == 4
     assert summary.mean_run_s is None  # nothing finished: no made-up means
     assert summary.speedup is None
+
+
+# --- huge batches are made in slices, so queueing them never freezes the loop ---
+
+
+async def test_a_huge_batch_is_queued_in_slices_first_come_first_served(make_engine) -> None:
+    from coredash.engine.engine import SUBMIT_SLICE
+
+    engine = make_engine(mode=Mode.THREAD, history=20_000)
+    log = EventLog(engine)
+    count = 3 * SUBMIT_SLICE + 7
+    batch = engine.submit_batch("tiny", count, {"n": 1})
+    assert len(log.states) <= SUBMIT_SLICE  # only the first slice exists yet...
+    assert (
+        engine.snapshot().counts[JobState.QUEUED] + engine.snapshot().counts[JobState.DISPATCHED] >= count - 2
+    )
+    late = engine.submit("tiny", {"n": 2})  # ...but a later job still queues behind all of them
+    assert late.state is JobState.QUEUED
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    jobs = [engine.job(job_id) for job_id in batch.job_ids]
+    assert all(job is not None and job.state is JobState.DONE for job in jobs)
+    check_job_invariants(log, [*jobs, late])  # type: ignore[list-item]
+    assert late.dispatched is not None
+    assert all(job.dispatched <= late.dispatched for job in jobs)  # type: ignore[union-attr,operator]
+
+
+async def test_a_huge_batch_cancelled_or_closed_at_once_loses_no_job(make_engine) -> None:
+    from coredash.engine.engine import SUBMIT_SLICE
+
+    engine = make_engine(mode=Mode.PROCESS, history=50_000)
+    log = EventLog(engine)
+    first = engine.submit_batch("tiny", 4 * SUBMIT_SLICE, {"n": 1})
+    engine.cancel_batch(first.id)  # before most of its records were made
+    summary = await asyncio.wait_for(engine.wait_batch(first), 60)
+    assert summary.done + summary.cancelled == first.count and summary.cancelled > 0
+    second = engine.submit_batch("tiny", 4 * SUBMIT_SLICE, {"n": 1})
+    await engine.close()  # likewise
+    assert second.summary is not None
+    assert second.summary.done + second.summary.cancelled == second.count
+    ended = [engine.job(job_id) for job_id in [*first.job_ids, *second.job_ids]]
+    check_job_invariants(log, ended)  # type: ignore[arg-type]
+
+
+async def test_jobs_parked_behind_a_huge_batch_can_be_cancelled_one_by_one(make_engine) -> None:
+    from coredash.engine.engine import SUBMIT_SLICE
+
+    engine = make_engine(mode=Mode.PROCESS, history=50_000)
+    log = EventLog(engine)
+    batch = engine.submit_batch("sleep", 3 * SUBMIT_SLICE, {"ms": 1})
+    parked = [engine.submit("tiny", {"n": n}) for n in range(3)]
+    assert engine.cancel(parked[1].id)  # a job waiting behind the batch's unmade slices
+    assert engine.cancel(batch.job_ids[-1])  # a job whose record was not made yet
+    assert engine.snapshot().counts[JobState.CANCELLED] == 2
+    cancelled = engine.cancel_queued()
+    assert cancelled > SUBMIT_SLICE
+    await asyncio.wait_for(engine.wait_idle(), 60)
+    jobs = [engine.job(job_id) for job_id in batch.job_ids]
+    check_job_invariants(log, [*jobs, *parked])  # type: ignore[list-item]
+    assert parked[1].state is JobState.CANCELLED and parked[0].state is JobState.CANCELLED
+    assert batch.summary is not None and batch.summary.done + batch.summary.cancelled == batch.count
+    counts = engine.snapshot().counts
+    assert counts[JobState.DONE] + counts[JobState.CANCELLED] == batch.count + 3

@@ -73,6 +73,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 # enough that the dashboard still sees workers change jobs several times a frame.
 TINY_JOB_S = 0.002
 CHUNK_TARGET_S = 0.01
+# A batch's job records are made this many at a time, and only when the queue
+# runs low: queueing 100,000 jobs at once froze the dashboard for half a second,
+# and 100,000 live records made every full garbage collection take ~100 ms.
+SUBMIT_SLICE = 2000
 MAX_CHUNK = 256  # the loop digests a chunk's results in one go: keep that a few ms
 
 
@@ -143,6 +147,11 @@ class Engine:
         self._next_batch_id = 1
         self._jobs: dict[int, JobRecord] = {}
         self._queue: deque[JobRecord] = deque()
+        # What waits behind the queue, first come first served: batches whose job
+        # records are not made yet, and single jobs submitted after them.
+        self._unmade: deque[_UnmadeBatch | JobRecord] = deque()
+        self._unmade_count = 0
+        self._pump_scheduled = False
         self._active: dict[int, JobRecord] = {}
         self._slots: set[int] = set()  # worker slots in use: one per executor call in flight
         self._timers: dict[int, asyncio.TimerHandle] = {}  # job_timeout timers of running jobs
@@ -254,7 +263,7 @@ class Engine:
     def snapshot(self, recent: int = 200, batches: int = 50, queued: int = 50) -> EngineSnapshot:
         """Cheap enough for every redraw, even with a huge queue."""
         counts = dict(self._ended_counts)
-        counts[JobState.QUEUED] = len(self._queue)
+        counts[JobState.QUEUED] = len(self._queue) + self._unmade_count
         counts[JobState.DISPATCHED] = counts[JobState.RUNNING] = 0
         for record in self._active.values():
             counts[record.state] += 1
@@ -354,7 +363,8 @@ class Engine:
         key = _params_key(params)
         return any(
             record.exclusive and record.task == task and _params_key(record.params) == key
-            for record in (*self._active.values(), *self._queue)
+            for record in (*self._active.values(), *self._queue, *self._unmade)
+            if isinstance(record, JobRecord)
         )
 
     def baseline(self, task: str, params: dict[str, Any]) -> tuple[float, float] | None:
@@ -384,13 +394,64 @@ class Engine:
         self._next_batch_id += 1
         self._batches[batch.id] = batch
         self._batch_stats[batch.id] = _BatchStats()
-        for _ in range(count):
-            record = self._new_job(info, params, batch_id=batch.id)
-            record.submitted = batch.submitted
-            batch.job_ids.append(record.id)
+        batch.job_ids = list(range(self._next_job_id, self._next_job_id + count))
+        self._next_job_id += count
+        self._unmade.append(_UnmadeBatch(batch, info))
+        self._unmade_count += count
+        if self._idle is not None:
+            self._idle.clear()
         self._trim_batches()
         self._pump()
         return batch
+
+    def _make_slice(self) -> None:
+        """Move the next waiting job(s) into the queue: a parked job, or a slice of a batch."""
+        entry = self._unmade[0]
+        if isinstance(entry, JobRecord):
+            self._unmade.popleft()
+            self._unmade_count -= 1
+            self._queue.append(entry)
+            return
+        batch, start = entry.batch, entry.next
+        end = min(batch.count, start + SUBMIT_SLICE)
+        entry.next = end
+        self._unmade_count -= end - start
+        if end == batch.count:
+            self._unmade.popleft()
+        for job_id in batch.job_ids[start:end]:
+            record = JobRecord(
+                id=job_id,
+                task=entry.info.name,
+                params=batch.params,
+                batch_id=batch.id,
+                submitted=batch.submitted,
+            )
+            self._jobs[job_id] = record
+            self._changed(record)
+            if entry.cancelled is None:
+                self._queue.append(record)
+            else:
+                self._finish(record, JobState.CANCELLED, error=entry.cancelled)
+
+    def _refill_queue(self) -> None:
+        made = 0
+        while self._unmade and len(self._queue) < SUBMIT_SLICE and made < 2 * SUBMIT_SLICE:
+            made += SUBMIT_SLICE
+            self._make_slice()
+        if self._unmade and len(self._queue) < SUBMIT_SLICE and not self._pump_scheduled:
+            # Cancelled slices add nothing to the queue: finish the rest a slice at a time.
+            assert self._loop is not None
+            self._pump_scheduled = True
+            self._loop.call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
+
+    def _make_all(self) -> None:
+        """Every submitted job gets its record now (closing, or a job picked by id)."""
+        while self._unmade:
+            self._make_slice()
 
     def _new_job(self, info: TaskInfo, params: dict[str, Any], batch_id: int | None) -> JobRecord:
         record = JobRecord(
@@ -402,7 +463,11 @@ class Engine:
         )
         self._next_job_id += 1
         self._jobs[record.id] = record
-        self._queue.append(record)
+        if self._unmade:  # behind the batches still waiting to be made
+            self._unmade.append(record)
+            self._unmade_count += 1
+        else:
+            self._queue.append(record)
         if self._idle is not None:
             self._idle.clear()
         self._changed(record)
@@ -475,6 +540,8 @@ class Engine:
         """Dispatch queued jobs while worker slots are free."""
         if self._closed or self._loop is None:
             return
+        if self._unmade:
+            self._refill_queue()
         while self._queue and len(self._slots) < self._workers:
             if self._queue[0].exclusive and self._active:
                 break  # an exclusive job waits for the workers to empty
@@ -488,7 +555,7 @@ class Engine:
                 self._finish(self._queue.popleft(), JobState.FAILED, error=why)
                 continue
             self._dispatch(self._take_unit(backend), backend)
-        if not self._queue and not self._active and self._idle is not None:
+        if not self._queue and not self._active and not self._unmade and self._idle is not None:
             self._idle.set()
 
     def _estimate_key(self, record: JobRecord) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -957,11 +1024,17 @@ class Engine:
     def cancel(self, job_id: int) -> bool:
         """Cancel one job: at once if queued; running ones are stopped as their mode allows."""
         record = self._jobs.get(job_id)
+        if record is None and self._unmade:
+            self._make_all()
+            record = self._jobs.get(job_id)
         if record is None or record.state.terminal:
             return False
         if record.state is JobState.QUEUED:
-            with contextlib.suppress(ValueError):
+            try:
                 self._queue.remove(record)
+            except ValueError:  # parked behind an unmade batch
+                self._unmade.remove(record)
+                self._unmade_count -= 1
             self._finish(record, JobState.CANCELLED, error="cancelled while queued")
             self._pump()
             return True
@@ -991,10 +1064,19 @@ class Engine:
     def cancel_queued(self) -> int:
         queued = list(self._queue)
         self._queue.clear()
+        cancelled = len(queued) + self._unmade_count
+        for entry in self._unmade:
+            if isinstance(entry, JobRecord):
+                queued.append(entry)
+            else:  # their records are made, cancelled, a slice at a time
+                entry.cancelled = "cancelled while queued"
+        batches = [entry for entry in self._unmade if isinstance(entry, _UnmadeBatch)]
+        self._unmade = deque(batches)
+        self._unmade_count = sum(entry.batch.count - entry.next for entry in batches)
         for record in queued:
             self._finish(record, JobState.CANCELLED, error="cancelled while queued")
         self._pump()
-        return len(queued)
+        return cancelled
 
     def kill_running(self) -> int:
         """Stop every dispatched or running job (threads: cooperatively)."""
@@ -1004,7 +1086,14 @@ class Engine:
         batch = self._batches.get(batch_id)
         if batch is None:
             return 0
-        return sum(self.cancel(job_id) for job_id in batch.job_ids)
+        unmade = 0
+        for entry in self._unmade:
+            if not isinstance(entry, JobRecord) and entry.batch is batch and entry.cancelled is None:
+                entry.cancelled = "cancelled while queued"
+                unmade = batch.count - entry.next
+        made = sum(self.cancel(job_id) for job_id in batch.job_ids if job_id in self._jobs)
+        self._pump()
+        return made + unmade
 
     # --- shutting down ----------------------------------------------------------
 
@@ -1013,6 +1102,7 @@ class Engine:
         if self._closed:
             return
         self.cancel_queued()
+        self._make_all()  # every job gets its record and its end, even unmade ones
         self._closed = True
         for record in list(self._active.values()):
             record.cancel_requested = True
@@ -1070,6 +1160,18 @@ class Engine:
             pids.extend(self._baseline_backend.live_pids())
         pids.extend(r.pid for r in self._active.values() if r.pid is not None and r.mode is not Mode.THREAD)
         return sorted(set(pids))
+
+
+class _UnmadeBatch:
+    """A batch whose job records from ``next`` on are not made yet."""
+
+    __slots__ = ("batch", "cancelled", "info", "next")
+
+    def __init__(self, batch: BatchRecord, info: TaskInfo) -> None:
+        self.batch = batch
+        self.info = info
+        self.next = 0
+        self.cancelled: str | None = None  # made straight into this end
 
 
 class _BatchStats:
