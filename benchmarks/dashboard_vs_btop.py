@@ -187,7 +187,7 @@ def process_cpu_seconds(pid: int) -> float:
         times = psutil.Process(pid).cpu_times()
     except psutil.Error:
         return 0.0
-    return times.user + times.system
+    return float(times.user + times.system)
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 from dashboard_vs_btop import (
@@ -64,6 +65,9 @@ from dashboard_vs_btop import (
     terminal_env,
 )
 from targets import TargetReport, median
+
+if TYPE_CHECKING:
+    from coredash.loop_lag import LoopLagMonitor
 
 SCRIPT = Path(__file__).resolve()
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -89,7 +93,7 @@ def cpu_wait_s() -> float:
         return 0.0
 
 
-def recording_monitor(wakeups: list[tuple[float, float, float]]) -> type:
+def recording_monitor(wakeups: list[tuple[float, float, float]]) -> type[LoopLagMonitor]:
     """coredash's loop-lag monitor, keeping every wake-up: (when, how late, CPU wait so far)."""
     from coredash.loop_lag import LoopLagMonitor
 
@@ -107,7 +111,8 @@ def run_app_child(out: Path, coredash_args: list[str]) -> int:
     from coredash.cli import run
 
     wakeups: list[tuple[float, float, float]] = []
-    coredash.app.LoopLagMonitor = recording_monitor(wakeups)  # type: ignore[misc]
+    # The app builds its own monitor from this name; swap the class it finds there.
+    coredash.app.LoopLagMonitor = recording_monitor(wakeups)  # type: ignore[attr-defined]
     try:
         return run(coredash_args)
     finally:
