@@ -49,6 +49,7 @@ class BenchConfig:
     start_method: str | None = None
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
+    worker_nice: int = 0
 
 
 @dataclass

@@ -13,10 +13,17 @@ from pathlib import Path
 from typing import NoReturn
 
 from coredash import __version__
-from coredash.defaults import APP_JOBS_PER_CORE, BENCH_JOBS_PER_CORE, MAX_JOBS, app_jobs, bench_jobs
+from coredash.defaults import (
+    APP_JOBS_PER_CORE,
+    APP_WORKER_NICE,
+    BENCH_JOBS_PER_CORE,
+    MAX_JOBS,
+    app_jobs,
+    bench_jobs,
+)
 from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
 from coredash.engine.platform import START_METHODS
-from coredash.engine.worker import MIN_MEMORY_LIMIT_MB
+from coredash.engine.worker import MAX_NICE, MIN_MEMORY_LIMIT_MB
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
@@ -116,7 +123,26 @@ def memory_mib(text: str) -> int:
     return value
 
 
-def _add_limits(parser: argparse.ArgumentParser) -> None:
+def niceness(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_NICE}, got {text!r}"
+        ) from None
+    if not 0 <= value <= MAX_NICE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, got {value}")
+    return value
+
+
+def _add_limits(parser: argparse.ArgumentParser, nice: int) -> None:
+    parser.add_argument(
+        "--worker-nice",
+        type=niceness,
+        default=nice,
+        metavar="N",
+        help=f"run job workers this much nicer than coredash (0-{MAX_NICE}, default {nice})",
+    )
     parser.add_argument(
         "--job-timeout",
         type=timeout_seconds,
@@ -172,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=job_count, default=None, help=f"jobs per batch (default: {APP_JOBS_PER_CORE} per core)"
     )
     parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
-    _add_limits(parser)
+    # Nicer workers: the dashboard still answers keys when the jobs fill every core.
+    _add_limits(parser, nice=APP_WORKER_NICE)
     _add_common(parser)
     return parser
 
@@ -208,7 +235,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
     )
-    _add_limits(parser)
+    _add_limits(parser, nice=0)  # a benchmark runs its workers like anybody's
     _add_common(parser)
     return parser
 
@@ -238,6 +265,7 @@ class AppOptions:
     catalog: Catalog
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
+    worker_nice: int = 0
 
 
 def run(argv: Sequence[str]) -> int:
@@ -286,6 +314,7 @@ def _run(argv: list[str]) -> int:
         catalog=catalog,
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
+        worker_nice=args.worker_nice,
     )
     from coredash.app import run_app  # the UI is imported only when it is wanted
 
@@ -310,6 +339,7 @@ def _bench(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
+        worker_nice=args.worker_nice,
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")

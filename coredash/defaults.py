@@ -8,6 +8,9 @@ from coredash.engine import usable_cpus
 APP_JOBS_PER_CORE = 6
 # A bench batch: 4 jobs a core, enough that every worker gets several.
 BENCH_JOBS_PER_CORE = 4
+# The dashboard's job workers run this much nicer than coredash itself: when they
+# fill every core, the UI still gets one the moment it wakes (bench: 0).
+APP_WORKER_NICE = 5
 # More jobs than this in one batch is a typo, not an experiment.
 MAX_JOBS = 100_000
 

@@ -604,3 +604,30 @@ async def test_jobs_parked_behind_a_huge_batch_can_be_cancelled_one_by_one(make_
     assert batch.summary is not None and batch.summary.done + batch.summary.cancelled == batch.count
     counts = engine.snapshot().counts
     assert counts[JobState.DONE] + counts[JobState.CANCELLED] == batch.count + 3
+
+
+def _thread_nice(tid: int) -> int:
+    fields = open(f"/proc/self/task/{tid}/stat").read().rpartition(")")[2].split()  # noqa: SIM115
+    return int(fields[16])  # field 19 of stat: nice
+
+
+@pytest.mark.parametrize("mode", ALL_MODES, ids=str)
+async def test_workers_run_nicer_when_asked(make_engine, mode: Mode) -> None:
+    """The dashboard runs its workers at a lower priority, so it still gets a core under full load."""
+    engine = make_engine(mode=mode, worker_nice=7)
+    job = engine.submit("sleep", {"ms": 2000})
+    await until(lambda: job.state is JobState.RUNNING, what="the job to start")
+    assert job.pid is not None and job.thread_id is not None
+    if mode is Mode.THREAD:
+        assert _thread_nice(job.thread_id) == 7
+        assert psutil.Process().nice() == 0  # the UI's own threads keep their priority
+    else:
+        assert psutil.Process(job.pid).nice() == 7
+    engine.cancel(job.id)
+
+
+async def test_workers_keep_their_priority_by_default(make_engine) -> None:
+    engine = make_engine(mode=Mode.PROCESS)
+    job = engine.submit("sleep", {"ms": 1000})
+    await until(lambda: job.state is JobState.RUNNING, what="the job to start")
+    assert job.pid is not None and psutil.Process(job.pid).nice() == 0

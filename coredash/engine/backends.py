@@ -27,8 +27,10 @@ from coredash.engine.model import Mode
 from coredash.engine.worker import (
     JobSpec,
     Reporter,
+    WorkerLimits,
     WorkerResult,
     init_process_worker,
+    lower_priority,
     one_line_error,
     run_child_job,
     run_job,
@@ -181,10 +183,15 @@ class Backend(ABC):
 class ThreadBackend(Backend):
     mode = Mode.THREAD
 
-    def __init__(self, size: int, report: Reporter) -> None:
+    def __init__(self, size: int, report: Reporter, nice: int = 0) -> None:
         super().__init__(size)
         # Never the loop's default executor: Textual's own thread workers use that one.
-        self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=THREAD_NAME_PREFIX)
+        self.executor = ThreadPoolExecutor(
+            max_workers=size,
+            thread_name_prefix=THREAD_NAME_PREFIX,
+            initializer=lower_priority,
+            initargs=(nice,),
+        )
         self._report = report
 
     async def run(self, spec: JobSpec, cancel: CancelFlag | None) -> WorkerResult:
@@ -215,7 +222,7 @@ class ProcessPoolBackend(Backend):
     mode = Mode.PROCESS
 
     def __init__(
-        self, size: int, context: BaseContext, report_conn: Any, memory_limit_mb: int | None = None
+        self, size: int, context: BaseContext, report_conn: Any, limits: WorkerLimits | None = None
     ) -> None:
         super().__init__(size)
         with stderr_with_fileno():
@@ -223,7 +230,7 @@ class ProcessPoolBackend(Backend):
                 max_workers=size,
                 mp_context=context,
                 initializer=init_process_worker,
-                initargs=(report_conn, True, memory_limit_mb),
+                initargs=(report_conn, True, limits),
             )
         # The pool's pid -> Process map (private, present in 3.11-3.14). Holding the
         # dict itself keeps it readable after shutdown() drops the attribute; it is
@@ -329,12 +336,12 @@ class ProcessPerJobBackend(Backend):
     mode = Mode.PROCESS_PER_JOB
 
     def __init__(
-        self, size: int, context: BaseContext, report_conn: Any, memory_limit_mb: int | None = None
+        self, size: int, context: BaseContext, report_conn: Any, limits: WorkerLimits | None = None
     ) -> None:
         super().__init__(size)
         self._context = context
         self._report_conn = report_conn
-        self._memory_limit_mb = memory_limit_mb
+        self._limits = limits
         self._processes: dict[int, BaseProcess] = {}
         self._exiting: set[BaseProcess] = set()  # delivered their result, still shutting down
 
@@ -347,7 +354,7 @@ class ProcessPerJobBackend(Backend):
         result_reader, result_writer = multiprocessing.Pipe(duplex=False)
         process = self._context.Process(  # type: ignore[attr-defined]
             target=run_child_job,
-            args=(spec, self._report_conn, result_writer, self._memory_limit_mb),
+            args=(spec, self._report_conn, result_writer, self._limits),
             name=f"coredash-job-{spec.job_id}",
             daemon=True,  # multiprocessing ends daemons at exit: a last safety net
         )

@@ -51,7 +51,15 @@ from coredash.engine.model import (
     PoolNotice,
 )
 from coredash.engine.platform import START_METHODS, default_start_method, usable_cpus
-from coredash.engine.worker import MIN_MEMORY_LIMIT_MB, JobSpec, ReportReader, StartReport, WorkerResult
+from coredash.engine.worker import (
+    MAX_NICE,
+    MIN_MEMORY_LIMIT_MB,
+    JobSpec,
+    ReportReader,
+    StartReport,
+    WorkerLimits,
+    WorkerResult,
+)
 from coredash.taskapi import CancelFlag
 from coredash.units import format_seconds
 
@@ -106,6 +114,7 @@ class Engine:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         job_timeout: float | None = None,
         memory_limit_mb: int | None = None,
+        worker_nice: int = 0,
         chunking: bool = True,
     ) -> None:
         self.catalog = catalog if catalog is not None else Catalog.builtin()
@@ -140,6 +149,9 @@ class Engine:
                 f"address space to start), not {memory_limit_mb!r}"
             )
         self.memory_limit_mb = memory_limit_mb
+        if not isinstance(worker_nice, int) or not 0 <= worker_nice <= MAX_NICE:
+            raise EngineError(f"worker_nice must be a whole number from 0 to {MAX_NICE}, not {worker_nice!r}")
+        self.limits = WorkerLimits(memory_limit_mb, worker_nice)
         self.chunking = chunking
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -499,14 +511,12 @@ class Engine:
         if self._backend is None:
             size = self._workers
             if self._mode is Mode.THREAD:
-                self._backend = ThreadBackend(size, self._thread_report)
+                self._backend = ThreadBackend(size, self._thread_report, self.limits.nice)
             elif self._mode is Mode.PROCESS:
-                self._backend = ProcessPoolBackend(
-                    size, self._context, self._report_writer_conn, self.memory_limit_mb
-                )
+                self._backend = ProcessPoolBackend(size, self._context, self._report_writer_conn, self.limits)
             else:
                 self._backend = ProcessPerJobBackend(
-                    size, self._context, self._report_writer_conn, self.memory_limit_mb
+                    size, self._context, self._report_writer_conn, self.limits
                 )
         return self._backend
 
@@ -514,7 +524,7 @@ class Engine:
         """Where baseline jobs run: a fresh process each, alone, whatever the mode."""
         if self._baseline_backend is None:
             self._baseline_backend = ProcessPerJobBackend(
-                1, self._context, self._report_writer_conn, self.memory_limit_mb
+                1, self._context, self._report_writer_conn, self.limits
             )
         return self._baseline_backend
 

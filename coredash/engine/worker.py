@@ -43,6 +43,7 @@ _FRAME_HEADER = struct.Struct("<I")
 MAX_REPORT_BYTES = 2048  # well under PIPE_BUF (4096 on Linux, 512 minimum by POSIX)
 # A worker's address-space limit below this stops Python itself from starting.
 MIN_MEMORY_LIMIT_MB = 256
+MAX_NICE = 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,24 @@ _report_conn: Connection | None = None
 _memory_limit_mb: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerLimits:
+    """What every worker process (and thread, where it can) is started with."""
+
+    memory_limit_mb: int | None = None  # address space per process; None: unlimited
+    # Added niceness: under full load the dashboard (and the machine's other work)
+    # still gets a core when it wakes up. It costs the jobs nothing on a core nobody
+    # else wants.
+    nice: int = 0
+
+
+def lower_priority(nice: int) -> None:
+    """Make the calling worker thread (on Linux, threads have their own niceness) nicer."""
+    if nice > 0:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 def _pipe_report(report: StartReport) -> None:
     if _report_conn is None:
         return
@@ -185,11 +204,16 @@ def _pipe_report(report: StartReport) -> None:
 
 
 def init_process_worker(
-    report_conn: Connection, quiet: bool = True, memory_limit_mb: int | None = None
+    report_conn: Connection, quiet: bool = True, limits: WorkerLimits | None = None
 ) -> None:
     """Initializer for every worker process (pool workers and per-job processes)."""
     global _report_conn, _memory_limit_mb
     _report_conn = report_conn
+    limits = limits or WorkerLimits()
+    if limits.nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(limits.nice)
+    memory_limit_mb = limits.memory_limit_mb
     if memory_limit_mb is not None:
         # Address space, not RSS: allocations past it fail with MemoryError in the
         # job (a clear failure) instead of the kernel's OOM killer picking a victim.
@@ -224,14 +248,14 @@ def run_pool_jobs(specs: list[JobSpec]) -> list[WorkerResult]:
 
 
 def run_child_job(
-    spec: JobSpec, report_conn: Connection, result_conn: Connection, memory_limit_mb: int | None = None
+    spec: JobSpec, report_conn: Connection, result_conn: Connection, limits: WorkerLimits | None = None
 ) -> None:
     """multiprocessing.Process target for the process-per-job mode.
 
     The result goes back as one pickle over ``result_conn``; the parent reads it
     without blocking and treats end-of-file as "the child is done writing".
     """
-    init_process_worker(report_conn, memory_limit_mb=memory_limit_mb)
+    init_process_worker(report_conn, limits=limits)
     result = run_job(spec, _pipe_report)
     try:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
