@@ -57,7 +57,8 @@ def require_tools(*tools: str) -> None:
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         print(
-            f"this benchmark needs {' and '.join(missing)} (not Python packages): "
+            f"this benchmark needs {' and '.join(missing)} "
+            f"({'not Python packages' if len(missing) > 1 else 'not a Python package'}): "
             f"install with `apt-get install {' '.join(missing)}` (or your system's package manager)",
             file=sys.stderr,
         )
