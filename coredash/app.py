@@ -25,8 +25,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
+from coredash.cli import detach_from_terminal, helpers_immune_to_ctrl_c, terminal_hung_up
 from coredash.defaults import APP_JOBS_PER_CORE
 from coredash.engine import (
     BatchFinished,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     from coredash.cli import AppOptions
 
 MIN_SIZE = (80, 24)
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 DASHBOARD_ACTIONS = frozenset(
     {
         "set_mode",
@@ -178,7 +180,9 @@ class CoredashApp(App[int]):
         self._binding_state: tuple[object, ...] = ()
         self._unsubscribe: Callable[[], None] | None = None
         self._quitting = False
-        self._signals: list[int] = []
+        self._quit_requested = False
+        self._signals: dict[int, Any] = {}  # handled signal -> the handler before ours
+        self._restore_sigcont: Any = None
 
     # --- layout -----------------------------------------------------------
 
@@ -231,13 +235,47 @@ class CoredashApp(App[int]):
         to finish their jobs as orphans.
         """
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        for signum in QUIT_SIGNALS:
+            previous = signal.getsignal(signum)
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, self._quit_from_signal)
-                self._signals.append(signum)
+                self._signals[signum] = previous
+        if any(isinstance(old, StopRequests) and old.received for old in self._signals.values()):
+            self._quit_from_signal()  # a stop signal came while coredash was starting
+        self._guard_resume()
+
+    def _guard_resume(self) -> None:
+        """Do not redraw into a terminal that has been closed.
+
+        Textual restarts its screen on SIGCONT (the return from ctrl+z), and a
+        closed terminal sends SIGCONT along with SIGHUP: the restart would add a
+        second input thread, and both spin on the dead terminal while coredash
+        tries to quit.
+        """
+        previous = signal.getsignal(signal.SIGCONT)
+        if not callable(previous) or threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_continue(signum: int, frame: Any) -> None:
+            if not terminal_hung_up():
+                previous(signum, frame)
+
+        signal.signal(signal.SIGCONT, on_continue)
+        self._restore_sigcont = previous
 
     def _quit_from_signal(self) -> None:
-        self.run_worker(self.action_quit(), name="quit", group="quit", exclusive=True, exit_on_error=False)
+        if terminal_hung_up():
+            # The terminal is gone: its input thread would spin on end-of-file
+            # and starve the quit of the GIL. Stop it; there is nothing to read.
+            exit_event = getattr(self._driver, "exit_event", None)
+            if isinstance(exit_event, threading.Event):
+                exit_event.set()
+        # A second signal (kill sent twice, SIGTERM after SIGHUP) must not cancel
+        # the quit already under way, as an exclusive worker would: nothing would exit.
+        if self._quit_requested:
+            return
+        self._quit_requested = True
+        self.run_worker(self.action_quit(), name="quit", group="quit", exit_on_error=False)
 
     def _update_too_small_notice(self) -> None:
         # Which panels show is CSS (the -tiny/-short breakpoint classes); this
@@ -472,10 +510,7 @@ class CoredashApp(App[int]):
         self.engine.clear_history()
 
     def action_help(self) -> None:
-        # Built once and kept: composing the help's Markdown takes ~0.4 s.
-        if not self.is_screen_installed("help"):
-            self.install_screen(HelpScreen(self.BINDINGS), name="help")
-        self.push_screen("help")
+        self.push_screen(HelpScreen(self.BINDINGS))
 
     async def action_quit(self) -> None:
         if self._quitting:
@@ -494,9 +529,14 @@ class CoredashApp(App[int]):
     async def on_unmount(self) -> None:
         self._quitting = True
         loop = asyncio.get_running_loop()
-        for signum in self._signals:
+        for signum, previous in self._signals.items():
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)
+                loop.remove_signal_handler(signum)  # (this resets the default action)
+                if previous is not None:
+                    signal.signal(signum, previous)
+        if self._restore_sigcont is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGCONT, self._restore_sigcont)
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.engine.close(grace=1.0)
@@ -549,21 +589,44 @@ class CoredashApp(App[int]):
         self.action_change_workers(-1)
 
 
+class StopRequests:
+    """SIGTERM and SIGHUP while the dashboard is not up to handle them: remembered, not fatal.
+
+    ``run_app`` installs this for the whole run. Before the app has mounted, a
+    stop signal makes it quit as soon as it is up; after it has unmounted the
+    quit is already under way, and the default action would cut short the
+    terminal's restoration and the clean-up of worker processes and temporary files.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+
+    def install(self) -> None:
+        for signum in QUIT_SIGNALS:
+            with contextlib.suppress(ValueError, OSError):  # only the main thread may
+                signal.signal(signum, self)
+
+
 def stray_job_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX) and t.is_alive()]
 
 
 def run_app(options: AppOptions) -> int:
+    StopRequests().install()
     # The engine is built before the app runs: multiprocessing's helper processes
     # must start while sys.stderr is still the real one (Textual replaces it).
-    engine = Engine(
-        mode=options.mode,
-        workers=options.workers,
-        start_method=options.start_method,
-        catalog=options.catalog,
-        job_timeout=options.job_timeout,
-        memory_limit_mb=options.memory_limit_mb,
-    )
+    with helpers_immune_to_ctrl_c():
+        engine = Engine(
+            mode=options.mode,
+            workers=options.workers,
+            start_method=options.start_method,
+            catalog=options.catalog,
+            job_timeout=options.job_timeout,
+            memory_limit_mb=options.memory_limit_mb,
+        )
     app = CoredashApp(
         engine,
         task=options.task,
@@ -575,6 +638,13 @@ def run_app(options: AppOptions) -> int:
     # the UI reads (Textual reads the real stdin through sys.__stdin__).
     sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
     code = app.run()
+    # From here on the quit is under way: a further stop signal must not cut the
+    # clean-up short, nor turn exit status 0 into "Terminated" as Python's
+    # own handlers are reset at exit (an ignored signal stays ignored).
+    for signum in QUIT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if terminal_hung_up():
+        detach_from_terminal()
     strays = stray_job_threads()
     if strays:
         # A thread cannot be killed, and Python waits for executor threads at exit.

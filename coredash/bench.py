@@ -8,13 +8,15 @@ is the median over repeats. The table and ``--json`` come from the same numbers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from coredash.cli import (
+    STOP_SIGNALS,
+    Stopped,
+    detach_from_terminal,
+    helpers_immune_to_ctrl_c,
+    terminal_hung_up,
+)
 from coredash.engine import (
     BatchSummary,
     Catalog,
@@ -49,7 +58,6 @@ class BenchConfig:
     start_method: str | None = None
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
-    worker_nice: int = 0
 
 
 @dataclass
@@ -120,6 +128,83 @@ def measure_serial(catalog: Catalog, task: str, params: dict[str, Any], jobs: in
 ProgressHook = Callable[[str, int, int], None]
 
 
+@contextlib.contextmanager
+def ctrl_c_at_once() -> Iterator[None]:
+    """ctrl+c stops the serial loop at once (asyncio.run's handler would wait for its end)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class StopSignals:
+    """ctrl+c, SIGTERM or SIGHUP while the engine runs: cancel the bench at its next await, once.
+
+    asyncio.run's own handling raises KeyboardInterrupt wherever a second ctrl+c
+    lands: in the middle of starting a pool worker, or of closing the engine, it
+    left workers behind that printed tracebacks after coredash had exited. A
+    cancellation only ever lands on an await. On the way out the signal becomes
+    KeyboardInterrupt (ctrl+c) or cli.Stopped, which the command line reports.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for signum in STOP_SIGNALS:
+            previous = signal.getsignal(signum)
+            try:
+                loop.add_signal_handler(signum, self._stop, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread, or no such signal here
+            self._previous[signum] = previous
+        return self
+
+    def _stop(self, signum: int) -> None:
+        if self.signum is None and self._task is not None:
+            self.signum = signum
+            self._task.cancel()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        loop = asyncio.get_running_loop()
+        for signum, previous in self._previous.items():
+            loop.remove_signal_handler(signum)
+            if previous is not None:
+                signal.signal(signum, previous)
+        if self.signum is None or (kind is not None and not issubclass(kind, asyncio.CancelledError)):
+            return
+        if self._task is not None:
+            self._task.uncancel()
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Stopped(self.signum)
+
+
+async def _close_whatever_happens(engine: Engine) -> None:
+    """Close the engine to the end, even if the bench is cancelled again meanwhile."""
+    closing = asyncio.ensure_future(engine.close())
+    cancelled = False
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            if closing.cancelled():
+                raise
+            cancelled = True
+    closing.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 async def run_bench(
     config: BenchConfig,
     catalog: Catalog,
@@ -130,19 +215,21 @@ async def run_bench(
     serial_error: str | None = None
     if config.serial:
         try:
-            serial_s = measure_serial(catalog, config.task, config.params, config.jobs)
+            with ctrl_c_at_once():
+                serial_s = measure_serial(catalog, config.task, config.params, config.jobs)
         except Exception as exc:
             serial_error = f"{type(exc).__name__}: {exc}"
 
     summaries: dict[tuple[Mode, int], list[BatchSummary]] = {}
-    engine = Engine(
-        mode=config.modes[0],
-        workers=max(config.workers),
-        start_method=config.start_method,
-        catalog=catalog,
-        job_timeout=config.job_timeout,
-        memory_limit_mb=config.memory_limit_mb,
-    )
+    with helpers_immune_to_ctrl_c():
+        engine = Engine(
+            mode=config.modes[0],
+            workers=max(config.workers),
+            start_method=config.start_method,
+            catalog=catalog,
+            job_timeout=config.job_timeout,
+            memory_limit_mb=config.memory_limit_mb,
+        )
     label = ""
     ended = 0
 
@@ -154,24 +241,25 @@ async def run_bench(
                 on_progress(label, ended, config.jobs)
 
     engine.subscribe(count)
-    try:
-        for rep in range(config.repeat):
-            for mode in config.modes:
-                for workers in config.workers:
-                    engine.set_mode(mode)
-                    engine.set_workers(workers)
-                    await engine.warm_up()  # measure the steady state, not pool start-up
-                    label = f"{mode.value} x{workers}" + (
-                        f" (run {rep + 1}/{config.repeat})" if config.repeat > 1 else ""
-                    )
-                    ended = 0
-                    if on_progress is not None:
-                        on_progress(label, 0, config.jobs)
-                    batch = engine.submit_batch(config.task, config.jobs, config.params)
-                    summary = await engine.wait_batch(batch)
-                    summaries.setdefault((mode, workers), []).append(summary)
-    finally:
-        await engine.close()
+    with StopSignals():
+        try:
+            for rep in range(config.repeat):
+                for mode in config.modes:
+                    for workers in config.workers:
+                        engine.set_mode(mode)
+                        engine.set_workers(workers)
+                        await engine.warm_up()  # measure the steady state, not pool start-up
+                        label = f"{mode.value} x{workers}" + (
+                            f" (run {rep + 1}/{config.repeat})" if config.repeat > 1 else ""
+                        )
+                        ended = 0
+                        if on_progress is not None:
+                            on_progress(label, 0, config.jobs)
+                        batch = engine.submit_batch(config.task, config.jobs, config.params)
+                        summary = await engine.wait_batch(batch)
+                        summaries.setdefault((mode, workers), []).append(summary)
+        finally:
+            await _close_whatever_happens(engine)
 
     runs = _summarize(config, summaries, serial_s)
     config_json = {
@@ -313,10 +401,17 @@ def run_bench_cli(config: BenchConfig, catalog: Catalog, json_path: Path | None)
             bars[label] = progress.add_task(label, total=total)
         progress.update(bars[label], completed=done)
 
-    with progress:
-        if config.serial:
-            progress.console.print(f"[dim]serial baseline: {config.jobs} calls in a plain loop…[/]")
-        report = asyncio.run(run_bench(config, catalog, on_progress))
+    try:
+        with progress:
+            if config.serial:
+                progress.console.print(f"[dim]serial baseline: {config.jobs} calls in a plain loop…[/]")
+            report = asyncio.run(run_bench(config, catalog, on_progress))
+    except OSError:
+        if not terminal_hung_up():
+            raise
+        # The terminal was closed under the progress bar; the engine is closed by now.
+        detach_from_terminal()
+        raise Stopped(signal.SIGHUP) from None
     out.print(render_table(report))
     if report.serial_error:
         err.print(f"serial baseline skipped: {report.serial_error}", markup=False)

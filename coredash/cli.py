@@ -6,24 +6,21 @@ Every bad argument ends in one line on stderr and exit status 2, never a traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from coredash import __version__
-from coredash.defaults import (
-    APP_JOBS_PER_CORE,
-    APP_WORKER_NICE,
-    BENCH_JOBS_PER_CORE,
-    MAX_JOBS,
-    app_jobs,
-    bench_jobs,
-)
+from coredash.defaults import APP_JOBS_PER_CORE, BENCH_JOBS_PER_CORE, MAX_JOBS, app_jobs, bench_jobs
 from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
 from coredash.engine.platform import START_METHODS
-from coredash.engine.worker import MAX_NICE, MIN_MEMORY_LIMIT_MB
+from coredash.engine.worker import MIN_MEMORY_LIMIT_MB
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
@@ -32,6 +29,74 @@ REFRESH_RANGE = (0.5, 30.0)
 
 class UsageError(Exception):
     """Bad command-line input; the message is one line for the user."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGTERM, a closed terminal's SIGHUP), unwound like ctrl+c."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP end a headless run the way ctrl+c does: engine closed, workers gone.
+
+    Their default action would end coredash at once, leaving the process pool
+    and multiprocessing's helpers behind with their temporary files.
+    """
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread; no such signal
+            signal.signal(signum, _raise_stopped)
+
+
+@contextlib.contextmanager
+def helpers_immune_to_ctrl_c() -> Iterator[None]:
+    """Start multiprocessing's helper processes (forkserver, resource tracker) deaf to ctrl+c.
+
+    The terminal sends ctrl+c to every process in the foreground group, and the
+    forkserver only starts ignoring it once it has imported the task modules: a
+    ctrl+c in its first second printed a KeyboardInterrupt traceback. coredash
+    ends its helpers itself. A child inherits an ignored signal; blocking it
+    meanwhile keeps a ctrl+c pressed now pending for coredash, not lost.
+    """
+    from multiprocessing import resource_tracker
+
+    from coredash.engine.backends import stderr_with_fileno
+
+    # The tracker guards its own start, then unblocks ctrl+c: start it first.
+    with stderr_with_fileno():
+        resource_tracker.ensure_running()
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, OSError, ValueError):  # no signal masks on this platform
+        yield
+        return
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def ignore_stop_signals() -> None:
+    """On the way out already: one more ctrl+c must not print a traceback from the exit."""
+    for signum in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,26 +188,7 @@ def memory_mib(text: str) -> int:
     return value
 
 
-def niceness(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number from 0 to {MAX_NICE}, got {text!r}"
-        ) from None
-    if not 0 <= value <= MAX_NICE:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, got {value}")
-    return value
-
-
-def _add_limits(parser: argparse.ArgumentParser, nice: int) -> None:
-    parser.add_argument(
-        "--worker-nice",
-        type=niceness,
-        default=nice,
-        metavar="N",
-        help=f"run job workers this much nicer than coredash (0-{MAX_NICE}, default {nice})",
-    )
+def _add_limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--job-timeout",
         type=timeout_seconds,
@@ -198,8 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=job_count, default=None, help=f"jobs per batch (default: {APP_JOBS_PER_CORE} per core)"
     )
     parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
-    # Nicer workers: the dashboard still answers keys when the jobs fill every core.
-    _add_limits(parser, nice=APP_WORKER_NICE)
+    _add_limits(parser)
     _add_common(parser)
     return parser
 
@@ -235,7 +280,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
     )
-    _add_limits(parser, nice=0)  # a benchmark runs its workers like anybody's
+    _add_limits(parser)
     _add_common(parser)
     return parser
 
@@ -265,7 +310,6 @@ class AppOptions:
     catalog: Catalog
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
-    worker_nice: int = 0
 
 
 def run(argv: Sequence[str]) -> int:
@@ -277,9 +321,58 @@ def run(argv: Sequence[str]) -> int:
     except CatalogError as exc:
         sys.stderr.write(f"coredash: error: {exc}\n")
         return USAGE_ERROR
+    except Stopped as exc:
+        ignore_stop_signals()
+        _say(f"coredash: stopped by {signal.Signals(exc.signum).name}\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
-        sys.stderr.write("coredash: interrupted\n")
+        ignore_stop_signals()
+        _say("coredash: interrupted\n")
         return 130
+
+
+def _say(line: str) -> None:
+    """Write to stderr; if the terminal has been closed, there is no one to tell."""
+    if terminal_hung_up():
+        detach_from_terminal()
+        return
+    try:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    except OSError:
+        detach_from_terminal()
+
+
+def terminal_hung_up() -> bool:
+    """True once the terminal coredash runs in has been closed (reads and writes fail with EIO)."""
+    stream = sys.__stdin__
+    try:
+        import termios  # Unix only
+    except ImportError:
+        return False
+    if stream is None:
+        return False
+    try:
+        termios.tcgetattr(stream.fileno())
+    except termios.error as exc:
+        return bool(exc.args) and exc.args[0] == errno.EIO
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null, once the terminal has been closed.
+
+    What is left in the output buffers has nowhere to go, and a failed flush at
+    exit would turn a clean stop into exit status 120.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _run(argv: list[str]) -> int:
@@ -314,7 +407,6 @@ def _run(argv: list[str]) -> int:
         catalog=catalog,
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
-        worker_nice=args.worker_nice,
     )
     from coredash.app import run_app  # the UI is imported only when it is wanted
 
@@ -339,10 +431,10 @@ def _bench(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
-        worker_nice=args.worker_nice,
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    stop_like_ctrl_c()
     return run_bench_cli(config, catalog, args.json)
 
 

@@ -1,0 +1,248 @@
+"""Quitting under load, in a real terminal (tmux), in every executor mode.
+
+Each case starts coredash from an interactive shell in a tmux pane, runs a batch
+until every worker is busy and jobs are queued, quits one way, then checks what
+a user would: coredash gone within 2 s, the shell's terminal back to normal
+(normal screen, cursor, no mouse reporting, tty settings as before), no
+traceback, no process it started still alive (the multiprocessing resource
+tracker and forkserver included), and no temporary file left in its TMPDIR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from coredash.engine import Mode
+from tests.terminal import (
+    NORMAL_FLAGS,
+    ProcessTree,
+    TmuxPane,
+    coredash_command,
+    dashboard_saturated,
+    keeping_status,
+    read_status,
+    wait_exit,
+)
+
+EXIT_WITHIN = 2.0  # seconds, from the key or signal to the process having exited
+WORKERS = 2  # = cores on CI: more thread workers would starve the UI of the GIL (documented)
+# 0.25 s jobs: the serial baseline is over quickly, and 200 of them keep both
+# workers busy far longer than any test waits.
+LOAD = ("--task", "count_primes", "--size", "300000", "--jobs", "200", "--workers", str(WORKERS))
+# The shell line: remember the tty settings, run, then report the exit status and
+# whether the settings came back.
+CHECKED = 'S=$(stty -g); {command}; echo "EXITED $? TTY-$([ "$(stty -g)" = "$S" ] && echo same || echo new)"'
+
+
+@pytest.fixture
+def pane(tmp_path: Path) -> Iterator[TmuxPane]:
+    pane = TmuxPane(tmp_path)
+    try:
+        yield pane
+    finally:
+        pane.close()
+
+
+def start_loaded(pane: TmuxPane, command: str) -> ProcessTree:
+    """Run ``command`` (the dashboard) in the pane and wait until it is saturated."""
+    pane.run(command)
+    tree = ProcessTree(pane.coredash())
+    pane.wait_for("Threads vs processes", 30, "the dashboard")
+    pane.send("r")
+    pane.wait_for(
+        lambda screen: bool(tree.scan() or True) and dashboard_saturated(screen, WORKERS),
+        30,
+        "every worker busy with jobs queued",
+    )
+    tree.scan()
+    return tree
+
+
+def assert_nothing_left(pane: TmuxPane, tree: ProcessTree) -> None:
+    assert tree.wait_gone(1.0) is not None, "left behind:\n" + tree.describe(tree.alive())
+    assert pane.temp_files() == [], "temporary files left behind; the pane said:\n" + pane.history()[-3000:]
+
+
+def assert_terminal_restored(pane: TmuxPane, status: int = 0) -> None:
+    screen = pane.wait_for(
+        lambda screen: re.search(r"^\S*EXITED \d+ TTY-", screen, re.MULTILINE) is not None,
+        5,
+        "the shell to run the next command",
+    )
+    assert f"EXITED {status} TTY-same" in screen, screen
+    assert pane.flags() == NORMAL_FLAGS  # normal screen, cursor shown, no mouse reporting
+    pane.run("echo ALIVE-$((6*7))")  # the shell reads and echoes keys again
+    pane.wait_for("ALIVE-42", 5, "the shell to answer")
+    assert "Traceback" not in pane.history()
+
+
+@pytest.mark.parametrize("mode", list(Mode), ids=[mode.value for mode in Mode])
+@pytest.mark.parametrize("way", ["q", "ctrl+q", "SIGTERM"])
+def test_quitting_under_load_restores_the_terminal_and_leaves_nothing(
+    pane: TmuxPane, mode: Mode, way: str
+) -> None:
+    tree = start_loaded(pane, CHECKED.format(command=coredash_command("--mode", mode.value, *LOAD)))
+    coredash = tree.root
+    began = time.monotonic()
+    if way == "q":
+        pane.send("q")
+    elif way == "ctrl+q":
+        pane.send("C-q")
+    else:
+        coredash.send_signal(signal.SIGTERM)
+    took = wait_exit(coredash, 10)
+    assert took is not None, f"coredash still running 10 s after {way}"
+    assert took < EXIT_WITHIN, f"took {took:.2f} s to exit after {way}"
+    assert_nothing_left(pane, tree)
+    assert_terminal_restored(pane)
+    assert time.monotonic() - began < 30
+
+
+@pytest.mark.parametrize("mode", list(Mode), ids=[mode.value for mode in Mode])
+def test_closing_the_terminal_under_load_quits_cleanly(pane: TmuxPane, tmp_path: Path, mode: Mode) -> None:
+    status_file = tmp_path / "status.json"
+    command = keeping_status(status_file, coredash_command("--mode", mode.value, *LOAD))
+    tree = start_loaded(pane, command)
+    coredash = tree.root
+    pane.kill_session()  # the terminal hangs up: the shell passes SIGHUP on, as when a window closes
+    took = wait_exit(coredash, 10)
+    assert took is not None, "coredash still running 10 s after its terminal closed"
+    assert took < EXIT_WITHIN, f"took {took:.2f} s to exit after its terminal closed"
+    # 0, not 120 (a failed flush to the dead terminal) or -1 (killed by the signal).
+    assert read_status(status_file) == 0
+    assert_nothing_left(pane, tree)
+
+
+def test_more_signals_during_the_quit_do_not_undo_it(pane: TmuxPane) -> None:
+    tree = start_loaded(pane, CHECKED.format(command=coredash_command("--mode", "process", *LOAD)))
+    coredash = tree.root
+    began = time.monotonic()
+    # A supervisor or an impatient user repeating the signal while coredash shuts down.
+    while wait_exit(coredash, 0.05) is None and time.monotonic() - began < 10:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            coredash.send_signal(signal.SIGTERM)
+    took = time.monotonic() - began
+    assert took < EXIT_WITHIN, f"took {took:.2f} s to exit"
+    assert_nothing_left(pane, tree)
+    assert_terminal_restored(pane)
+
+
+def test_a_stop_signal_while_starting_up_quits_cleanly(pane: TmuxPane) -> None:
+    pane.run(CHECKED.format(command=coredash_command("--mode", "process", *LOAD)))
+    tree = ProcessTree(pane.coredash())
+    coredash = tree.root
+    wait_for_the_forkserver(tree)
+    coredash.send_signal(signal.SIGTERM)  # the engine is up, the dashboard not yet
+    took = wait_exit(coredash, 10)
+    assert took is not None, "a SIGTERM during start-up was lost"
+    assert_nothing_left(pane, tree)
+    assert_terminal_restored(pane)
+
+
+BENCH = ("bench", "--task", "count_primes", "--size", "300000", "--jobs", "200", "--workers", "2")
+
+
+@pytest.mark.parametrize(
+    ("mode", "way"),
+    [
+        (Mode.THREAD, "ctrl+c"),
+        (Mode.PROCESS, "ctrl+c"),
+        (Mode.PROCESS_PER_JOB, "ctrl+c"),
+        (Mode.PROCESS, "SIGTERM"),
+        (Mode.PROCESS_PER_JOB, "closed terminal"),
+    ],
+    ids=lambda value: value.value if isinstance(value, Mode) else value,
+)
+def test_stopping_bench_mid_batch_leaves_nothing(
+    pane: TmuxPane, tmp_path: Path, mode: Mode, way: str
+) -> None:
+    command = coredash_command(*BENCH, "--no-serial", "--modes", mode.value)
+    status_file = tmp_path / "status.json"
+    pane.run(
+        keeping_status(status_file, command) if way == "closed terminal" else CHECKED.format(command=command)
+    )
+    tree = ProcessTree(pane.coredash())
+    bench = tree.root
+    pane.wait_for(
+        lambda screen: bool(tree.scan() or True) and f"{mode.value} x1" in screen and "/200" in screen,
+        30,
+        "the bench to run its first batch",
+    )
+    time.sleep(0.3)  # well into the batch
+    tree.scan()
+    if way == "ctrl+c":
+        pane.send("C-c")
+        status, message = 130, "coredash: interrupted"
+    elif way == "SIGTERM":
+        bench.send_signal(signal.SIGTERM)
+        status, message = 143, "coredash: stopped by SIGTERM"
+    else:
+        pane.kill_session()
+        status, message = 128 + signal.SIGHUP, ""
+    took = wait_exit(bench, 10)
+    assert took is not None and took < EXIT_WITHIN, f"exit took {took} s"
+    assert_nothing_left(pane, tree)
+    if way == "closed terminal":
+        assert read_status(status_file) == status  # stopped like ctrl+c, not 120 from a failed flush
+        return
+    assert_terminal_restored(pane, status)
+    assert message in pane.history()
+
+
+def wait_for_the_forkserver(tree: ProcessTree) -> None:
+    deadline = time.monotonic() + 20
+    while not any("forkserver" in " ".join(child.cmdline()) for child in tree.scan()):
+        assert time.monotonic() < deadline, "the engine never started"
+        time.sleep(0.005)
+
+
+def test_ctrl_c_over_and_over_stops_bench_without_a_traceback(pane: TmuxPane, tmp_path: Path) -> None:
+    # ctrl+c reaches every process in the terminal's foreground group, the forkserver
+    # (still importing the task modules) and pool workers being started included.
+    status_file = tmp_path / "status.json"
+    pane.run(keeping_status(status_file, coredash_command(*BENCH, "--no-serial", "--modes", "process")))
+    tree = ProcessTree(pane.coredash())
+    wait_for_the_forkserver(tree)
+    began = time.monotonic()
+    while wait_exit(tree.root, 0.03) is None and time.monotonic() - began < 10:
+        pane.send("C-c")
+        tree.scan()
+    took = time.monotonic() - began
+    assert took < EXIT_WITHIN, f"took {took:.2f} s to stop"
+    assert read_status(status_file) == 130
+    assert_nothing_left(pane, tree)
+    time.sleep(0.3)  # a worker that outlived coredash would print now
+    history = pane.history()
+    assert "coredash: interrupted" in history
+    assert "Traceback" not in history and "Error" not in history, history
+
+
+def test_ctrl_c_while_the_dashboard_starts_stops_it_or_is_a_key(pane: TmuxPane) -> None:
+    pane.run(CHECKED.format(command=coredash_command(*LOAD)))
+    tree = ProcessTree(pane.coredash())
+    wait_for_the_forkserver(tree)
+    time.sleep(0.05)  # the forkserver is importing the task modules now
+    pane.send("C-c")
+    # Before the dashboard has the keyboard, ctrl+c stops coredash (exit 130); after,
+    # it is a key, and Textual says how to quit. Either way: no traceback.
+    screen = pane.wait_for(
+        lambda screen: wait_exit(tree.root, 0) is not None or "ctrl+q to quit" in screen, 10, "an answer"
+    )
+    if wait_exit(tree.root, 0) is None:
+        assert "Traceback" not in screen
+        pane.send("q")
+        assert wait_exit(tree.root, 10) is not None
+        status = 0
+    else:
+        status = 130
+        assert "coredash: interrupted" in pane.history()
+    assert_nothing_left(pane, tree)
+    assert_terminal_restored(pane, status)
