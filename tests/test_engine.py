@@ -631,3 +631,21 @@ async def test_workers_keep_their_priority_by_default(make_engine) -> None:
     job = engine.submit("sleep", {"ms": 1000})
     await until(lambda: job.state is JobState.RUNNING, what="the job to start")
     assert job.pid is not None and psutil.Process(job.pid).nice() == 0
+
+
+async def test_spawned_per_job_processes_are_reaped_without_loop_errors(make_engine) -> None:
+    """With spawn, a child's sentinel can fire a moment before it can be reaped."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        engine = make_engine(mode=Mode.PROCESS_PER_JOB, start_method="spawn")
+        batch = engine.submit_batch("tiny", 8, {"n": 1})
+        crash = engine.submit("crash", {"ms": 1, "how": "exit"})
+        assert (await asyncio.wait_for(engine.wait_batch(batch), 60)).done == 8
+        await asyncio.wait_for(engine.wait_idle(), 60)
+        assert crash.state is JobState.FAILED and "exited with code 3" in (crash.error or "")
+        await asyncio.sleep(0.3)  # the reaping of the last children
+        assert not errors, errors
+    finally:
+        loop.set_exception_handler(None)

@@ -42,6 +42,9 @@ from coredash.engine.worker import (
 from coredash.taskapi import CancelFlag
 
 THREAD_NAME_PREFIX = "coredash-worker"
+# How long to wait for a child whose sentinel fired to become reapable: 200 x 5 ms.
+REAP_TRIES = 200
+REAP_INTERVAL_S = 0.005
 
 
 class NotStarted(Exception):
@@ -396,20 +399,32 @@ class ProcessPerJobBackend(Backend):
                 await _wait_readable(loop, process.sentinel)  # no result: how did it end?
         finally:
             self._processes.pop(spec.job_id, None)
-        process.join(0)  # the sentinel fired: the child is gone, this only reaps it
+        # The sentinel fired: the child is exiting. Its exit status can take a few
+        # milliseconds more to be readable (seen with spawn); wait for it, briefly.
+        for _ in range(REAP_TRIES):
+            process.join(0)
+            if process.exitcode is not None:
+                break
+            await asyncio.sleep(REAP_INTERVAL_S)
         exitcode, pid = process.exitcode, process.pid
-        process.close()
+        if exitcode is not None:
+            process.close()
         raise WorkerDied(pid, exitcode)
 
     def _reap_later(self, loop: asyncio.AbstractEventLoop, job_id: int, process: BaseProcess) -> None:
         self._processes.pop(job_id, None)
         self._exiting.add(process)
 
-        def gone() -> None:
-            loop.remove_reader(process.sentinel)
-            self._exiting.discard(process)
+        def gone(tries: int = 0) -> None:
+            if tries == 0:
+                loop.remove_reader(process.sentinel)
             process.join(0)
-            process.close()
+            if process.exitcode is None and tries < REAP_TRIES:
+                loop.call_later(REAP_INTERVAL_S, gone, tries + 1)  # not reapable yet (spawn)
+                return
+            self._exiting.discard(process)
+            with contextlib.suppress(ValueError):  # still running after all: leave it to exit
+                process.close()
 
         loop.add_reader(process.sentinel, gone)
 
