@@ -58,6 +58,7 @@ class BenchConfig:
     start_method: str | None = None
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
+    worker_nice: int = 0
 
 
 @dataclass
@@ -229,6 +230,7 @@ async def run_bench(
             catalog=catalog,
             job_timeout=config.job_timeout,
             memory_limit_mb=config.memory_limit_mb,
+            worker_nice=config.worker_nice,
         )
     label = ""
     ended = 0

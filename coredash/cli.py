@@ -17,14 +17,23 @@ from pathlib import Path
 from typing import NoReturn
 
 from coredash import __version__
-from coredash.defaults import APP_JOBS_PER_CORE, BENCH_JOBS_PER_CORE, MAX_JOBS, app_jobs, bench_jobs
+from coredash.defaults import (
+    APP_JOBS_PER_CORE,
+    APP_WORKER_NICE,
+    BENCH_JOBS_PER_CORE,
+    MAX_JOBS,
+    app_jobs,
+    bench_jobs,
+)
 from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
 from coredash.engine.platform import START_METHODS
-from coredash.engine.worker import MIN_MEMORY_LIMIT_MB
+from coredash.engine.worker import MAX_NICE, MIN_MEMORY_LIMIT_MB
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
 REFRESH_RANGE = (0.5, 30.0)
+# A size beyond this is a typo, not an experiment (tasks may set a lower limit).
+MAX_SIZE = 10**12
 
 
 class UsageError(Exception):
@@ -114,6 +123,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def task_size(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SIZE:,}, got {value:,}")
+    return value
+
+
 def worker_count(text: str) -> int:
     value = positive_int(text)
     limit = max_workers_allowed()
@@ -188,7 +204,26 @@ def memory_mib(text: str) -> int:
     return value
 
 
-def _add_limits(parser: argparse.ArgumentParser) -> None:
+def niceness(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_NICE}, got {text!r}"
+        ) from None
+    if not 0 <= value <= MAX_NICE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, got {value}")
+    return value
+
+
+def _add_limits(parser: argparse.ArgumentParser, nice: int) -> None:
+    parser.add_argument(
+        "--worker-nice",
+        type=niceness,
+        default=nice,
+        metavar="N",
+        help=f"run job workers this much nicer than coredash (0-{MAX_NICE}, default {nice})",
+    )
     parser.add_argument(
         "--job-timeout",
         type=timeout_seconds,
@@ -239,12 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--task", default="count_primes", help="task the batch key runs (see 'coredash tasks')"
     )
-    parser.add_argument("--size", type=positive_int, default=None, help="the task's size knob")
+    parser.add_argument("--size", type=task_size, default=None, help="the task's size knob")
     parser.add_argument(
         "--jobs", type=job_count, default=None, help=f"jobs per batch (default: {APP_JOBS_PER_CORE} per core)"
     )
     parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
-    _add_limits(parser)
+    # Nicer workers: the dashboard still answers keys when the jobs fill every core.
+    _add_limits(parser, nice=APP_WORKER_NICE)
     _add_common(parser)
     return parser
 
@@ -256,7 +292,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
         "speedup, efficiency and parallelism (medians over --repeat runs).",
     )
     parser.add_argument("--task", required=True, help="task to run (see 'coredash tasks')")
-    parser.add_argument("--size", type=positive_int, default=None, help="the task's size knob")
+    parser.add_argument("--size", type=task_size, default=None, help="the task's size knob")
     parser.add_argument(
         "--jobs",
         type=job_count,
@@ -280,7 +316,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
     )
-    _add_limits(parser)
+    _add_limits(parser, nice=0)  # a benchmark runs its workers like anybody's
     _add_common(parser)
     return parser
 
@@ -310,6 +346,7 @@ class AppOptions:
     catalog: Catalog
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
+    worker_nice: int = 0
 
 
 def run(argv: Sequence[str]) -> int:
@@ -392,6 +429,13 @@ def _run(argv: list[str]) -> int:
                 f"put options after the command: coredash {misplaced[0]} [options] (got: {' '.join(argv)})"
             ) from None
         raise
+    if os.environ.get("TERM") == "dumb":
+        # Textual draws with escape codes whatever TERM says: on a dumb terminal
+        # that is a screen of garbage, so say so instead.
+        raise UsageError(
+            "the dashboard needs a terminal that can move the cursor, and TERM=dumb says this one "
+            "cannot; use 'coredash bench' for plain text, or set TERM (e.g. TERM=xterm-256color)"
+        )
     catalog = load_catalog(args.tasks)
     info = catalog.get(args.task)
     if args.size is not None:
@@ -407,6 +451,7 @@ def _run(argv: list[str]) -> int:
         catalog=catalog,
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
+        worker_nice=args.worker_nice,
     )
     from coredash.app import run_app  # the UI is imported only when it is wanted
 
@@ -431,6 +476,7 @@ def _bench(args: argparse.Namespace) -> int:
         start_method=args.start_method,
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
+        worker_nice=args.worker_nice,
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
