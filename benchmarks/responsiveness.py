@@ -27,9 +27,9 @@ Process mode is judged (p99 lag <= 20 ms, key-to-screen median and p95 <= 100 ms
 Thread mode with the same pure-Python jobs is INFO: there the UI thread must win
 the GIL from the job threads, which is what coredash exists to show.
 
-``--nice-workers N`` is a what-if, not something coredash does: it renices every
-process the app starts (its workers) to N, to show how much of the lag is the UI
-thread waiting behind its own workers for a CPU.
+The app runs with its default ``--worker-nice`` (job workers nicer than the UI,
+so the UI thread does not wait in the run queue behind them); ``--worker-nice 0``
+shows what the lag is without that.
 
 Needs tmux (``apt-get install tmux``); exits 2 without it.
 """
@@ -37,7 +37,6 @@ Needs tmux (``apt-get install tmux``); exits 2 without it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import os
@@ -47,7 +46,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -276,36 +274,21 @@ def in_window(wakeups: list[list[float]], start: float, stop: float) -> Lags:
     return Lags(lag, net)
 
 
-def renice_descendants(pid: int, nice: int, stop: threading.Event) -> None:
-    """What-if for ``--nice-workers``: lower the priority of every process the app starts."""
-    while not stop.wait(0.1):
-        try:
-            children = psutil.Process(pid).children(recursive=True)
-        except psutil.Error:
-            return
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                if child.nice() < nice:
-                    child.nice(nice)
-
-
 def run_mode(
-    mode: str, seconds: float, presses: int, poll_s: float, tmp: Path, nice_workers: int = 0
+    mode: str, seconds: float, presses: int, poll_s: float, tmp: Path, worker_nice: int | None = None
 ) -> ModeResult:
     cores = psutil.cpu_count() or 1
     lag_file, probe_file = tmp / f"lag-{mode}.json", tmp / f"probe-{mode}.json"
     app_args = ["--mode", mode, "--workers", str(cores), "--task", "count_primes", "--jobs", str(JOBS)]
+    if worker_nice is not None:
+        app_args += ["--worker-nice", str(worker_nice)]
     session = TmuxSession(
         f"coredash-{mode}", shlex.join([str(PYTHON), str(SCRIPT), "--app-child", str(lag_file), *app_args])
     )
     control: TmuxControl | None = None
     probe: subprocess.Popen[bytes] | None = None
-    stop_renicing = threading.Event()
     try:
         session.start()
-        if nice_workers:
-            args = (session.pane_pid or 0, nice_workers, stop_renicing)
-            threading.Thread(target=renice_descendants, args=args, daemon=True).start()
         session.wait_for("Cores")
         control = TmuxControl(session.socket)
         time.sleep(1.0)
@@ -322,7 +305,6 @@ def run_mode(
         loaded = press_keys(control, session.target, cores, presses, poll_s)
         keys_to = time.monotonic()
     finally:
-        stop_renicing.set()
         try:
             if probe is not None:
                 probe.terminate()
@@ -409,11 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=float, default=2.0, help="pause between screen reads")
     parser.add_argument("--modes", default="process,thread", help="process (judged), thread (INFO)")
     parser.add_argument(
-        "--nice-workers",
+        "--worker-nice",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="what-if: renice the app's worker processes to N (coredash itself does not)",
+        help="pass coredash --worker-nice N (default: the app's own default)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 5 s, 6 presses")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
@@ -424,14 +406,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
 
     title = "responsiveness under full load (tmux 160x45, 4 Hz)"
-    if args.nice_workers:
-        title += f", what-if: workers at nice {args.nice_workers}"
+    if args.worker_nice is not None:
+        title += f", --worker-nice {args.worker_nice}"
     report = TargetReport(title)
     with interrupt_on_sigterm(), tempfile.TemporaryDirectory(prefix="coredash-resp-") as tmp:
         for mode in modes:
             print(f"  {mode} mode: {args.seconds:g} s of full load, then {args.presses} key presses…")
             result = run_mode(
-                mode, args.seconds, args.presses, args.poll_ms / 1000, Path(tmp), args.nice_workers
+                mode, args.seconds, args.presses, args.poll_ms / 1000, Path(tmp), args.worker_nice
             )
             add_figures(report, result, judged=mode == "process")
     report.print()
