@@ -113,11 +113,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def shown(text: str, limit: int = 24) -> str:
+    """The user's input quoted for a message, cut short if it is long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text):,} characters)"
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text.replace("_", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {shown(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

@@ -13,10 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from coredash.cli import MAX_SIZE
 from coredash.defaults import MAX_JOBS
 from coredash.engine import Catalog, TaskInfo
-
-MAX_SIZE = 10**12
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,8 @@ def parse_count(text: str, what: str, maximum: int) -> int:
     cleaned = text.strip().replace("_", "").replace(",", "")
     if not cleaned:
         raise ValueError(f"{what}: enter a whole number")
+    if cleaned.isdigit() and len(cleaned.lstrip("0")) > len(str(maximum)):
+        raise ValueError(f"{what}: at most {maximum:,}")  # (and int() refuses 4,300+ digits)
     try:
         value = int(cleaned)
     except ValueError:
