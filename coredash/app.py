@@ -9,6 +9,7 @@ never schedule anything.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import gc
 import os
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
 MIN_SIZE = (80, 24)
 QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STRAY_GRACE_S = 0.8  # how long quitting waits for cancelled thread jobs to stop
 DASHBOARD_ACTIONS = frozenset(
     {
         "set_mode",
@@ -649,6 +651,10 @@ def run_app(options: AppOptions) -> int:
         signal.signal(signum, signal.SIG_IGN)
     if terminal_hung_up():
         detach_from_terminal()
+    # Cancelled thread jobs stop at their next checkpoint(): usually a moment away.
+    deadline = time.monotonic() + STRAY_GRACE_S
+    for thread in stray_job_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
     strays = stray_job_threads()
     if strays:
         # A thread cannot be killed, and Python waits for executor threads at exit.
@@ -659,5 +665,9 @@ def run_app(options: AppOptions) -> int:
         )
         sys.stderr.flush()
         sys.stdout.flush()
+        # os._exit skips the exit handlers: run them first (multiprocessing's
+        # remove its temporary folder and stop its helper processes).
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()
         os._exit(code or 0)
     return code or 0

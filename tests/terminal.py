@@ -127,6 +127,7 @@ class TmuxPane:
             f"bash --noprofile --rcfile {shlex.quote(str(rcfile))} -i",
         )
         self._run("set-option", "-g", "remain-on-exit", "off")
+        self.socket_path = Path(self.display("#{socket_path}"))
         self.shell_pid = int(self.display("#{pane_pid}"))
         self.wait_for(lambda screen: screen.rstrip().endswith("$"), 10, "the shell prompt")
 
@@ -192,6 +193,7 @@ class TmuxPane:
 
     def close(self) -> None:
         self._run("kill-server", check=False)
+        self.socket_path.unlink(missing_ok=True)  # tmux leaves its socket behind
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     # --- processes --------------------------------------------------------------
