@@ -226,7 +226,6 @@ def press_and_wait(
         if shown == expected:
             return Press((after - sent) * 1000, (last_miss - sent) * 1000, reads, per_read, shown)
         if after - sent > timeout:
-            print(f"    '{key}' did not show {expected} workers within {timeout:g} s (shown: {shown})")
             return Press(timeout * 1000, timeout * 1000, reads, per_read, shown, lost=True)
         last_miss = before
         time.sleep(poll_s)
@@ -252,6 +251,8 @@ def press_keys(control: TmuxControl, target: str, workers: int, count: int, poll
         key, expected = ("+", workers + 1) if shown == workers else ("-", workers)
         press = press_and_wait(control, target, key, expected, poll_s)
         presses.append(press)
+        if press.lost:
+            print(f"    press {len(presses)}: '{key}' did not show {expected} workers (shown: {press.shown})")
         shown = press.shown
         time.sleep(random.uniform(0.3, 0.6))  # off the 4 Hz beat
     return presses
