@@ -27,7 +27,7 @@ from coredash.defaults import (
 )
 from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
 from coredash.engine.platform import START_METHODS
-from coredash.engine.worker import MAX_NICE, MIN_MEMORY_LIMIT_MB
+from coredash.engine.worker import MAX_MEMORY_LIMIT_MB, MAX_NICE, MIN_MEMORY_LIMIT_MB
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
@@ -206,6 +206,8 @@ def memory_mib(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be at least {MIN_MEMORY_LIMIT_MB} MiB (a Python worker needs that much), got {value}"
         )
+    if value > MAX_MEMORY_LIMIT_MB:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_MEMORY_LIMIT_MB:,} MiB (1 PiB)")
     return value
 
 

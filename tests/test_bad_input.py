@@ -57,6 +57,7 @@ EVERY_OPTION = [
     (["--memory-limit", "abc"], "--memory-limit: expected a whole number"),
     (["--memory-limit", "0"], "--memory-limit: must be at least"),
     (["--memory-limit", "-5"], "--memory-limit: must be at least"),
+    (["--memory-limit", "99999999999999"], "--memory-limit: must be at most"),
     (["--start-method", "teleport"], "--start-method: invalid choice"),
     (["--tasks", "/no/such/file.py"], "task file not found"),
     (["--tasks", "/"], "is a folder"),

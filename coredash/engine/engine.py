@@ -52,6 +52,7 @@ from coredash.engine.model import (
 )
 from coredash.engine.platform import START_METHODS, default_start_method, usable_cpus
 from coredash.engine.worker import (
+    MAX_MEMORY_LIMIT_MB,
     MAX_NICE,
     MIN_MEMORY_LIMIT_MB,
     JobSpec,
@@ -143,10 +144,10 @@ class Engine:
         if job_timeout is not None and not job_timeout > 0:
             raise EngineError(f"job_timeout must be a number of seconds above 0, not {job_timeout!r}")
         self.job_timeout = job_timeout
-        if memory_limit_mb is not None and memory_limit_mb < MIN_MEMORY_LIMIT_MB:
+        if memory_limit_mb is not None and not MIN_MEMORY_LIMIT_MB <= memory_limit_mb <= MAX_MEMORY_LIMIT_MB:
             raise EngineError(
-                f"memory_limit_mb must be at least {MIN_MEMORY_LIMIT_MB} (a Python worker needs that much "
-                f"address space to start), not {memory_limit_mb!r}"
+                f"memory_limit_mb must be from {MIN_MEMORY_LIMIT_MB} (a Python worker needs that much "
+                f"address space to start) to {MAX_MEMORY_LIMIT_MB}, not {memory_limit_mb!r}"
             )
         self.memory_limit_mb = memory_limit_mb
         if not isinstance(worker_nice, int) or not 0 <= worker_nice <= MAX_NICE:
