@@ -177,7 +177,7 @@ async def test_bad_engine_limits_are_refused_clearly() -> None:
 
     with pytest.raises(EngineError, match="job_timeout"):
         Engine(job_timeout=0)
-    with pytest.raises(EngineError, match="at least 256"):
+    with pytest.raises(EngineError, match="from 256"):
         Engine(memory_limit_mb=10)
 
 
