@@ -338,3 +338,13 @@ def test_a_bad_task_module_gets_one_line_and_starts_nothing(
         assert proc.stderr.startswith("coredash: error: ") and message in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
         assert proc.stdout == ""  # nothing drawn, nothing run
+
+
+async def test_with_a_job_timeout_every_job_goes_alone(make_engine) -> None:
+    """A chunk would hide which of its jobs hung: with a timeout, tiny jobs are not chunked."""
+    engine = make_engine(mode=Mode.PROCESS, job_timeout=5, history=1000)
+    await engine.wait_batch(engine.submit_batch("tiny", 20, {"n": 1}))
+    batch = engine.submit_batch("tiny", 500, {"n": 1})
+    summary = await asyncio.wait_for(engine.wait_batch(batch), 60)
+    assert summary.done == 500
+    assert all(engine.job(job_id).chunk == 1 for job_id in batch.job_ids)  # type: ignore[union-attr]

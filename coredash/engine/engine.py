@@ -583,6 +583,8 @@ class Engine:
         """How many jobs like ``head`` to send in one executor call (1: no chunking)."""
         if not self.chunking or head.exclusive or head.alone or backend.mode is Mode.PROCESS_PER_JOB:
             return 1
+        if self.job_timeout is not None:
+            return 1  # every job gets its own timer; a chunk would hide which one hung
         estimate = self._run_estimates.get(self._estimate_key(head))
         if estimate is None or estimate >= TINY_JOB_S:
             return 1  # not measured yet, or big enough to be worth its own call
