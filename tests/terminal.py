@@ -286,7 +286,10 @@ def _keep_status(status_file: str, argv: list[str]) -> int:
         signal.signal(signum, signal.SIG_IGN)
     child = subprocess.Popen(argv, preexec_fn=restore)
     status = child.wait()
-    Path(status_file).write_text(json.dumps({"status": status}))
+    # Written whole, then renamed: the reader polls for the file and must never see it half-written.
+    partial = Path(f"{status_file}.partial")
+    partial.write_text(json.dumps({"status": status}))
+    os.replace(partial, status_file)
     return 0
 
 
