@@ -133,7 +133,9 @@ class Engine:
             # still re-run a __main__ *script* on 3.11: keep entry scripts light.)
             import tasks
 
-            self._context.set_forkserver_preload(["coredash.engine.worker", *tasks.MODULES])
+            # The whole engine, not just the worker module: whatever a child would
+            # import itself costs every per-job process ~15 ms (measured).
+            self._context.set_forkserver_preload(["coredash.engine.engine", *tasks.MODULES])
         # Before any UI replaces sys.stderr (see backends.stderr_with_fileno).
         prepare_multiprocessing(self._context)
         self._report_reader_conn, self._report_writer_conn = multiprocessing.Pipe(duplex=False)
