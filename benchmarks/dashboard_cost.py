@@ -147,10 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     idle_4hz = median([c.percent for c in results[(4.0, False)]])
     if idle_4hz > 0:
         report.info("10 Hz / 4 Hz, idle", median([c.percent for c in results[(10.0, False)]]) / idle_4hz)
-    report.print()
-    if args.json is not None:
-        report.write_json(args.json)
-    return report.exit_code()
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

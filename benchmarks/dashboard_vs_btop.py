@@ -343,10 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for label in ("coredash", "btop", "btop-default", "textual-floor"):
         report.info(f"tmux server of {label}, % of a core", med(label, server=True), unit="%")
-    report.print()
-    if args.json is not None:
-        report.write_json(args.json)
-    return report.exit_code()
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

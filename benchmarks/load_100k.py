@@ -296,10 +296,7 @@ def main() -> int:
         parser.error("--jobs must be at least 2")
     measured = asyncio.run(measure(jobs, args.mode, args.refresh, keys=not args.no_keys))
     result = report(measured)
-    result.print()
-    if args.json:
-        result.write_json(args.json)
-    return result.exit_code()
+    return result.finish(args.json)
 
 
 if __name__ == "__main__":

@@ -114,10 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.info(
             f"{cores} cores, CPU per refresh", per_tick[cores], unit=" ms", note=f"{percent:.1f} % of a core"
         )
-    report.print()
-    if args.json is not None:
-        report.write_json(args.json)
-    return report.exit_code()
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

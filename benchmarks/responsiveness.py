@@ -417,10 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mode, args.seconds, args.presses, args.poll_ms / 1000, Path(tmp), args.worker_nice
             )
             add_figures(report, result, judged=mode == "process")
-    report.print()
-    if args.json is not None:
-        report.write_json(args.json)
-    return report.exit_code()
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

@@ -305,10 +305,7 @@ def main() -> int:
     )
     sys.stdout.flush()
     result = report(asyncio.run(soak(minutes, args.every, checkpoint, args.seed)))
-    result.print()
-    if args.json:
-        result.write_json(args.json)
-    return result.exit_code()
+    return result.finish(args.json)
 
 
 if __name__ == "__main__":

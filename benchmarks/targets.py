@@ -93,6 +93,13 @@ class TargetReport:
     def exit_code(self) -> int:
         return 1 if self.missed() else 0
 
+    def finish(self, json_path: Path | None = None) -> int:
+        """Print, write the JSON if asked, and return the exit status (1 on a MISS)."""
+        self.print()
+        if json_path is not None:
+            self.write_json(json_path)
+        return self.exit_code()
+
     def write_json(self, path: Path) -> None:
         data = {"title": self.title, "machine": machine(), "figures": [asdict(f) for f in self.figures]}
         path.write_text(json.dumps(data, indent=2) + "\n")
