@@ -246,3 +246,15 @@ def test_ctrl_c_while_the_dashboard_starts_stops_it_or_is_a_key(pane: TmuxPane) 
         assert "coredash: interrupted" in pane.history()
     assert_nothing_left(pane, tree)
     assert_terminal_restored(pane, status)
+
+
+def test_the_dashboard_runs_its_workers_nicer_than_itself(pane: TmuxPane) -> None:
+    """--worker-nice defaults to 5 in the dashboard: under full load the UI still gets a core."""
+    tree = start_loaded(pane, CHECKED.format(command=coredash_command("--mode", "process", *LOAD)))
+    coredash = tree.root
+    niceness = {process.pid: process.nice() for process in tree.scan() if process.is_running()}
+    assert coredash.nice() == 0
+    assert sum(1 for nice in niceness.values() if nice == 5) >= WORKERS, niceness
+    pane.send("q")
+    assert wait_exit(coredash, 10) is not None
+    assert_nothing_left(pane, tree)
