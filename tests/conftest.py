@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
 from coredash.engine import Engine, EngineEvent, JobChanged, JobRecord, JobState, Mode
+
+if TYPE_CHECKING:
+    from tests.terminal import TmuxPane
 
 ALL_MODES = [Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB]
 PROCESS_MODES = [Mode.PROCESS, Mode.PROCESS_PER_JOB]
@@ -121,3 +126,15 @@ async def make_engine() -> AsyncIterator[Callable[..., Engine]]:
     yield make
     for engine in engines:
         await engine.close()
+
+
+@pytest.fixture
+def pane(tmp_path: Path) -> Iterator[TmuxPane]:
+    """coredash's terminal: a tmux pane on a server of its own, closed after the test."""
+    from tests.terminal import TmuxPane
+
+    pane = TmuxPane(tmp_path)
+    try:
+        yield pane
+    finally:
+        pane.close()

@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Static
@@ -182,15 +180,6 @@ async def _until(pilot, condition, timeout: float = 20) -> None:  # type: ignore
 
 
 # --- locale, colour, terminal type ------------------------------------------------------
-
-
-@pytest.fixture
-def pane(tmp_path: Path) -> Iterator[TmuxPane]:
-    pane = TmuxPane(tmp_path)
-    try:
-        yield pane
-    finally:
-        pane.close()
 
 
 @pytest.mark.parametrize(

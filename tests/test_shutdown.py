@@ -14,7 +14,6 @@ import contextlib
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -40,15 +39,6 @@ LOAD = ("--task", "count_primes", "--size", "300000", "--jobs", "200", "--worker
 # The shell line: remember the tty settings, run, then report the exit status and
 # whether the settings came back.
 CHECKED = 'S=$(stty -g); {command}; echo "EXITED $? TTY-$([ "$(stty -g)" = "$S" ] && echo same || echo new)"'
-
-
-@pytest.fixture
-def pane(tmp_path: Path) -> Iterator[TmuxPane]:
-    pane = TmuxPane(tmp_path)
-    try:
-        yield pane
-    finally:
-        pane.close()
 
 
 def start_loaded(pane: TmuxPane, command: str) -> ProcessTree:
