@@ -31,6 +31,8 @@ from coredash.cli import (
     Stopped,
     detach_from_terminal,
     helpers_immune_to_ctrl_c,
+    ignore_stop_signals,
+    stop_at_once,
     terminal_hung_up,
 )
 from coredash.engine import (
@@ -133,14 +135,13 @@ ProgressHook = Callable[[str, int, int], None]
 def ctrl_c_at_once() -> Iterator[None]:
     """ctrl+c stops the serial loop at once (asyncio.run's handler would wait for its end)."""
     try:
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        previous = signal.signal(signal.SIGINT, stop_at_once)
     except ValueError:  # not the main thread
         yield
         return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    yield
+    # Not on the way out of a ctrl+c: stop_at_once has made further ones ignored.
+    signal.signal(signal.SIGINT, previous)
 
 
 class StopSignals:
@@ -177,10 +178,17 @@ class StopSignals:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
         loop = asyncio.get_running_loop()
-        for signum, previous in self._previous.items():
-            loop.remove_signal_handler(signum)
-            if previous is not None:
-                signal.signal(signum, previous)
+        # Blocked while the handlers change hands: asyncio puts Python's own
+        # KeyboardInterrupt handler back for a moment, and a ctrl+c landing then
+        # would interrupt the clean-up. Once stopping, further signals are ignored
+        # (one that arrived meanwhile is dropped when its action becomes "ignore").
+        with stop_signals_blocked():
+            for signum, previous in self._previous.items():
+                loop.remove_signal_handler(signum)
+                if self.signum is None and previous is not None:
+                    signal.signal(signum, previous)
+            if self.signum is not None:
+                ignore_stop_signals()
         if self.signum is None or (kind is not None and not issubclass(kind, asyncio.CancelledError)):
             return
         if self._task is not None:
@@ -188,6 +196,20 @@ class StopSignals:
         if self.signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Stopped(self.signum)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Hold ctrl+c, SIGTERM and SIGHUP pending meanwhile (where signal masks exist)."""
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 async def _close_whatever_happens(engine: Engine) -> None:
@@ -222,28 +244,28 @@ async def run_bench(
             serial_error = f"{type(exc).__name__}: {exc}"
 
     summaries: dict[tuple[Mode, int], list[BatchSummary]] = {}
-    with helpers_immune_to_ctrl_c():
-        engine = Engine(
-            mode=config.modes[0],
-            workers=max(config.workers),
-            start_method=config.start_method,
-            catalog=catalog,
-            job_timeout=config.job_timeout,
-            memory_limit_mb=config.memory_limit_mb,
-            worker_nice=config.worker_nice,
-        )
-    label = ""
-    ended = 0
-
-    def count(event: EngineEvent) -> None:
-        nonlocal ended
-        if isinstance(event, JobChanged) and event.state.terminal:
-            ended += 1
-            if on_progress is not None:
-                on_progress(label, ended, config.jobs)
-
-    engine.subscribe(count)
     with StopSignals():
+        with helpers_immune_to_ctrl_c():
+            engine = Engine(
+                mode=config.modes[0],
+                workers=max(config.workers),
+                start_method=config.start_method,
+                catalog=catalog,
+                job_timeout=config.job_timeout,
+                memory_limit_mb=config.memory_limit_mb,
+                worker_nice=config.worker_nice,
+            )
+        label = ""
+        ended = 0
+
+        def count(event: EngineEvent) -> None:
+            nonlocal ended
+            if isinstance(event, JobChanged) and event.state.terminal:
+                ended += 1
+                if on_progress is not None:
+                    on_progress(label, ended, config.jobs)
+
+        engine.subscribe(count)
         try:
             for rep in range(config.repeat):
                 for mode in config.modes:

@@ -48,19 +48,31 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_stopped(signum: int, frame: object) -> None:
+def stop_at_once(signum: int, frame: object) -> None:
+    """The first stop signal: deaf to the rest, then unwind like ctrl+c.
+
+    A person who sees no answer presses ctrl+c again and again. Each press
+    used to raise a new KeyboardInterrupt wherever it landed: in asyncio's own
+    clean-up, or halfway through the progress bar's exit, which once swallowed
+    the "interrupted" line. One signal is enough to stop; the rest are ignored.
+    """
+    ignore_stop_signals()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Stopped(signum)
 
 
-def stop_like_ctrl_c() -> None:
-    """SIGTERM and SIGHUP end a headless run the way ctrl+c does: engine closed, workers gone.
+def stop_at_the_first_signal() -> None:
+    """ctrl+c, SIGTERM and SIGHUP end a headless run at once, and only once.
 
-    Their default action would end coredash at once, leaving the process pool
-    and multiprocessing's helpers behind with their temporary files.
+    Left to their defaults, SIGTERM and SIGHUP would end coredash on the spot,
+    leaving the process pool and multiprocessing's helpers behind with their
+    temporary files. Installing a handler for SIGINT also keeps asyncio.run
+    from installing its own, which raises again on every further ctrl+c.
     """
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         with contextlib.suppress(ValueError, OSError):  # not the main thread; no such signal
-            signal.signal(signum, _raise_stopped)
+            signal.signal(signum, stop_at_once)
 
 
 @contextlib.contextmanager
@@ -487,7 +499,7 @@ def _bench(args: argparse.Namespace) -> int:
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
-    stop_like_ctrl_c()
+    stop_at_the_first_signal()
     return run_bench_cli(config, catalog, args.json)
 
 
