@@ -392,9 +392,12 @@ def _say(line: str) -> None:
     if terminal_hung_up():
         detach_from_terminal()
         return
+    # Past a progress bar that was cut short, sys.stderr may still be Rich's proxy,
+    # which holds text back while its console is mid-render: write past it.
+    stream = getattr(sys.stderr, "rich_proxied_file", sys.stderr)
     try:
-        sys.stderr.write(line)
-        sys.stderr.flush()
+        stream.write(line)
+        stream.flush()
     except OSError:
         detach_from_terminal()
 

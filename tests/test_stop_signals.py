@@ -76,3 +76,18 @@ def test_no_stop_gives_the_handlers_back(own_handlers: None) -> None:
     asyncio.run(bench())
     with pytest.raises(KeyboardInterrupt):
         send_to_self(signal.SIGINT)
+
+
+def test_the_last_word_gets_past_a_progress_bar_cut_short(capfd: pytest.CaptureFixture[str]) -> None:
+    # A stop that lands inside the progress bar's exit can leave sys.stderr as
+    # Rich's proxy, with its console mid-render (holding output back).
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from coredash.cli import _say
+
+    console = Console(stderr=True, force_terminal=True)
+    progress = Progress(console=console, transient=True)
+    with progress, console:
+        _say("coredash: interrupted\n")
+        assert "coredash: interrupted" in capfd.readouterr().err
