@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import textwrap
 import threading
@@ -379,6 +380,34 @@ async def test_close_ends_workers_promptly(mode: Mode) -> None:
     await until(lambda: not worker_children(), 5, "worker processes to go")
     with pytest.raises(EngineError, match="closed"):
         engine.submit("tiny")
+
+
+def pool_manager_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if "ExecutorManager" in type(thread).__name__]
+
+
+@pytest.mark.parametrize("while_", ["starting workers", "idle"])
+async def test_close_leaves_no_pool_manager_thread(while_: str) -> None:
+    # At interpreter exit CPython wakes each live pool manager thread through a
+    # pipe the thread closes as it ends: "Bad file descriptor" printed after
+    # coredash had said goodbye. close() returns once the manager is done.
+    unheard: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: unheard.append(context))
+    engine = Engine(mode=Mode.PROCESS, workers=2)
+    warming = asyncio.ensure_future(engine.warm_up())
+    if while_ == "idle":
+        await warming
+    else:  # and the warm-up is cancelled, as ctrl+c in `coredash bench` does
+        await until(lambda: bool(pool_manager_threads()), what="the pool to start")
+        warming.cancel()
+    await engine.close()
+    assert not pool_manager_threads()
+    await asyncio.wait([warming], timeout=5)
+    assert warming.done()
+    await until(lambda: not worker_children(), 5, "worker processes to go")
+    del engine, warming
+    gc.collect()  # a task whose failure no one retrieved is logged when collected
+    assert not unheard, unheard
 
 
 async def test_jobs_that_print_do_not_reach_the_terminal(

@@ -323,6 +323,9 @@ class ProcessPoolBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
+        if self._ready is not None:
+            # Workers still starting break with the pool now; no one waits to hear it.
+            self._ready.add_done_callback(_forget_outcome)
         kill_workers = getattr(self.executor, "kill_workers", None)  # Python 3.14+
         if kill_workers is not None:
             with contextlib.suppress(Exception):
@@ -331,6 +334,11 @@ class ProcessPoolBackend(Backend):
             self.killed_pids.add(pid)
             _kill(process)
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _forget_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio does not log it at exit
 
 
 class ProcessPerJobBackend(Backend):

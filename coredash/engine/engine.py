@@ -1141,6 +1141,12 @@ class Engine:
         for record in list(self._jobs.values()):  # belt and braces: nothing left open
             if not record.state.terminal:
                 self._finish(record, JobState.CANCELLED, error="coredash closed")
+        # CPython's exit hook wakes each pool's manager thread through a pipe that
+        # the thread closes as it ends; racing it printed "Bad file descriptor"
+        # at exit. The workers are dead, so a manager is done within milliseconds.
+        for backend in backends:
+            if isinstance(backend, ProcessPoolBackend):
+                await backend.wait_for_manager(0.5)
         self._backend = None
         self._retiring.clear()
         if self._loop is not None:
