@@ -32,6 +32,7 @@ from coredash.cli import (
     detach_from_terminal,
     helpers_immune_to_ctrl_c,
     ignore_stop_signals,
+    signals_blocked,
     stop_at_once,
     terminal_hung_up,
 )
@@ -182,7 +183,7 @@ class StopSignals:
         # KeyboardInterrupt handler back for a moment, and a ctrl+c landing then
         # would interrupt the clean-up. Once stopping, further signals are ignored
         # (one that arrived meanwhile is dropped when its action becomes "ignore").
-        with stop_signals_blocked():
+        with signals_blocked(STOP_SIGNALS):
             for signum, previous in self._previous.items():
                 loop.remove_signal_handler(signum)
                 if self.signum is None and previous is not None:
@@ -196,20 +197,6 @@ class StopSignals:
         if self.signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Stopped(self.signum)
-
-
-@contextlib.contextmanager
-def stop_signals_blocked() -> Iterator[None]:
-    """Hold ctrl+c, SIGTERM and SIGHUP pending meanwhile (where signal masks exist)."""
-    try:
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 async def _close_whatever_happens(engine: Engine) -> None:

@@ -11,7 +11,7 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -92,22 +92,30 @@ def helpers_immune_to_ctrl_c() -> Iterator[None]:
     # The tracker guards its own start, then unblocks ctrl+c: start it first.
     with stderr_with_fileno():
         resource_tracker.ensure_running()
+    with signals_blocked([signal.SIGINT]) as blocked:
+        previous = None
+        if blocked:
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def signals_blocked(signums: Iterable[int]) -> Iterator[bool]:
+    """Hold these signals pending meanwhile; says whether it could (signal masks exist)."""
     try:
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, set(signums))
     except (AttributeError, OSError, ValueError):  # no signal masks on this platform
-        yield
-        return
+        before = None
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-        yield
-        return
-    try:
-        yield
+        yield before is not None
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
