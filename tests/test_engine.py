@@ -486,14 +486,25 @@ async def test_close_right_after_submit_cancels_rather_than_fails(mode: Mode) ->
     await until(lambda: not worker_children(), 5, "no workers")
 
 
-async def test_an_executor_that_cannot_start_fails_its_jobs_visibly(make_engine, monkeypatch) -> None:
-    from coredash.engine import engine as engine_module
+async def test_an_executor_that_cannot_start_fails_its_jobs_visibly(make_engine) -> None:
+    import dataclasses
 
-    class NoPool(engine_module.ProcessPoolBackend):  # type: ignore[misc,name-defined]
+    from coredash.engine.backends.process_pool import ProcessPoolBackend
+    from coredash.engine.modes import REGISTRY
+
+    class NoPool(ProcessPoolBackend):
         def __init__(self, *args: object, **kwargs: object) -> None:
             raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(engine_module, "ProcessPoolBackend", NoPool)
+    real = REGISTRY.info(Mode.PROCESS)
+    REGISTRY.register(dataclasses.replace(real, backend=NoPool))
+    try:
+        await _fails_visibly(make_engine)
+    finally:
+        REGISTRY.register(real)
+
+
+async def _fails_visibly(make_engine) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(mode=Mode.PROCESS)
     log = EventLog(engine)
     job = engine.submit("tiny")

@@ -267,9 +267,9 @@ def leftover_children() -> list[str]:
 
 # Engine attributes that hold a job only while it is queued or in flight. A rename
 # in the engine fails this test loudly rather than silently checking nothing.
-IN_FLIGHT_MAPS = ("_queue", "_active", "_job_tasks", "_job_backend", "_cancel_events", "_unexplained_breaks")
-# Newer ones, checked where the engine has them (busy worker slots, per-job timeout timers).
-IN_FLIGHT_MAPS_IF_PRESENT = ("_slots", "_timers")
+# One in-flight record per job (backend, task, cancel flag, timer) since the engine split.
+IN_FLIGHT_MAPS = ("_queue", "_flights", "_slots", "_unexplained_breaks")
+IN_FLIGHT_MAPS_IF_PRESENT: tuple[str, ...] = ()
 
 
 async def drive(scenario: tuple[Mode, int, list[tuple[Any, ...]]], coverage: Coverage) -> None:

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
         JobChanged,
         JobRecord,
         JobState,
-        Mode,
         PoolNotice,
     )
+    from coredash.engine.modes import REGISTRY, Abilities, Mode, ModeInfo
     from coredash.engine.platform import (
         current_core,
         default_start_method,
@@ -49,6 +49,10 @@ _HOMES = {
     "Engine": "engine",
     "EngineError": "engine",
     "max_workers_allowed": "engine",
+    "REGISTRY": "modes",
+    "Abilities": "modes",
+    "Mode": "modes",
+    "ModeInfo": "modes",
     "current_core": "platform",
     "default_start_method": "platform",
     "gil_enabled": "platform",
@@ -67,6 +71,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "REGISTRY",
+    "Abilities",
     "BatchFinished",
     "BatchRecord",
     "BatchSummary",
@@ -82,6 +88,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "Mode",
+    "ModeInfo",
     "PoolNotice",
     "TaskInfo",
     "TaskRef",

@@ -1,4 +1,4 @@
-"""The engine's records: executor modes, job and batch records, events, snapshots.
+"""The engine's records: job and batch records, events, snapshots.
 
 All timestamps are ``time.monotonic()`` seconds. That clock is system-wide on
 every platform CPython supports, so "started" and "finished", taken inside a
@@ -11,46 +11,23 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from coredash.engine.modes import Mode
 
-class Mode(StrEnum):
-    """Where a job runs."""
-
-    THREAD = "thread"
-    """A dedicated ThreadPoolExecutor inside the coredash process (shares its GIL)."""
-    PROCESS = "process"
-    """A ProcessPoolExecutor: long-lived worker processes, one interpreter each."""
-    PROCESS_PER_JOB = "process-per-job"
-    """A fresh multiprocessing.Process for every job: pays process start-up each time."""
-
-    @property
-    def label(self) -> str:
-        return _MODE_LABELS[self]
-
-    @classmethod
-    def parse(cls, text: str) -> Mode:
-        key = text.strip().lower().replace("_", "-")
-        mode = _MODE_ALIASES.get(key)
-        if mode is None:
-            names = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown mode {text!r}; choose from {names}")
-        return mode
-
-
-_MODE_LABELS = {
-    Mode.THREAD: "threads",
-    Mode.PROCESS: "process pool",
-    Mode.PROCESS_PER_JOB: "process per job",
-}
-_MODE_ALIASES = {
-    "thread": Mode.THREAD,
-    "threads": Mode.THREAD,
-    "process": Mode.PROCESS,
-    "processes": Mode.PROCESS,
-    "pool": Mode.PROCESS,
-    "process-per-job": Mode.PROCESS_PER_JOB,
-    "per-job": Mode.PROCESS_PER_JOB,
-    "spawn-per-job": Mode.PROCESS_PER_JOB,
-}
+__all__ = [
+    "TERMINAL_STATES",
+    "BatchFinished",
+    "BatchRecord",
+    "BatchSummary",
+    "ConfigChanged",
+    "EngineEvent",
+    "EngineSnapshot",
+    "HistoryCleared",
+    "JobChanged",
+    "JobRecord",
+    "JobState",
+    "Mode",
+    "PoolNotice",
+]
 
 
 class JobState(StrEnum):
@@ -170,7 +147,7 @@ class JobRecord:
     def where(self) -> str:
         if self.pid is None:
             return "-"
-        if self.mode is Mode.THREAD:
+        if self.mode is not None and self.mode.abilities.placement == "thread":
             # "coredash-worker_0" -> "thread 0": the pool's own numbering, then the OS id.
             number = (self.thread_name or "").rpartition("_")[2]
             return f"thread {number} · tid {self.thread_id}" if number.isdigit() else f"tid {self.thread_id}"

@@ -27,17 +27,29 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from coredash import taskapi
 from coredash.engine.catalog import TaskRef, resolve
-from coredash.engine.model import Mode
+from coredash.engine.modes import CpuClock
 from coredash.engine.platform import current_core
 from coredash.taskapi import CancelFlag
 
-# (job_id, attempt, pid, thread_id, thread_name, core, started)
-StartReport = tuple[int, int, int, int, str, int | None, float]
+
+class StartReport(NamedTuple):
+    """A worker's word that it began a job: where, and when (monotonic seconds)."""
+
+    job_id: int
+    attempt: int
+    pid: int
+    thread_id: int
+    thread_name: str
+    core: int | None
+    started: float
+
+
 Reporter = Callable[[StartReport], None]
+JobEnd = Literal["done", "failed", "cancelled"]
 
 _FRAME_HEADER = struct.Struct("<I")
 MAX_REPORT_BYTES = 2048  # well under PIPE_BUF (4096 on Linux, 512 minimum by POSIX)
@@ -55,7 +67,8 @@ class JobSpec:
     attempt: int
     ref: TaskRef
     kwargs: dict[str, Any]
-    mode: str
+    cpu_clock: CpuClock  # the mode's: its own thread's CPU time, or its process's
+    in_process: bool  # runs in coredash's process (a thread): taskapi checkpoints apply
 
 
 @dataclass(slots=True)
@@ -72,7 +85,7 @@ class WorkerResult:
     started: float
     finished: float
     cpu_s: float
-    outcome: str  # "done" | "failed" | "cancelled"
+    outcome: JobEnd
     value: Any = None
     value_repr: str | None = None
     error: str | None = None
@@ -97,11 +110,11 @@ def one_line_error(exc: BaseException) -> str:
 
 def run_job(spec: JobSpec, report: Reporter, cancel: CancelFlag | None = None) -> WorkerResult:
     """Run one job in this worker and measure it. Never raises for job errors."""
-    thread_worker = spec.mode == Mode.THREAD.value
-    cpu_clock = time.thread_time if thread_worker else time.process_time
+    thread_worker = spec.in_process
+    cpu_clock = time.thread_time if spec.cpu_clock == "thread" else time.process_time
     pid, tid, name = os.getpid(), threading.get_native_id(), threading.current_thread().name
 
-    def ended(outcome: str, started: float, cpu0: float, core: int | None, **rest: Any) -> WorkerResult:
+    def ended(outcome: JobEnd, started: float, cpu0: float, core: int | None, **rest: Any) -> WorkerResult:
         finished = time.monotonic()
         return WorkerResult(
             job_id=spec.job_id,
@@ -141,7 +154,7 @@ def run_job(spec: JobSpec, report: Reporter, cancel: CancelFlag | None = None) -
     started = time.monotonic()
     # A lost start report only delays what the UI shows; the result carries it too.
     with contextlib.suppress(Exception):
-        report((spec.job_id, spec.attempt, pid, tid, name, core, started))
+        report(StartReport(spec.job_id, spec.attempt, pid, tid, name, core, started))
     try:
         value = func(**spec.kwargs)
     except taskapi.JobCancelled as exc:
@@ -238,14 +251,39 @@ def init_process_worker(
         os.close(devnull)
 
 
-def run_pool_job(spec: JobSpec) -> WorkerResult:
-    """ProcessPoolExecutor entry point."""
-    return run_job(spec, _pipe_report)
+def _unpicklable(result: WorkerResult, exc: Exception) -> WorkerResult:
+    result.value = None
+    result.outcome = "failed"
+    result.error = f"its result could not be pickled to send back: {one_line_error(exc)}"
+    result.traceback = traceback.format_exc()
+    return result
 
 
-def run_pool_jobs(specs: list[JobSpec]) -> list[WorkerResult]:
-    """ProcessPoolExecutor entry point for a chunk of tiny jobs."""
-    return run_jobs(specs, _pipe_report)
+def pickle_results(results: WorkerResult | list[WorkerResult]) -> bytes:
+    """Pickle here, in the worker, so a result that cannot travel fails its own job by name."""
+    try:
+        return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        if isinstance(results, WorkerResult):
+            return pickle.dumps(_unpicklable(results, exc), protocol=pickle.HIGHEST_PROTOCOL)
+    fixed = []
+    for result in results:
+        try:
+            pickle.dumps(result.value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            result = _unpicklable(result, exc)
+        fixed.append(result)
+    return pickle.dumps(fixed, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run_pool_job(spec: JobSpec) -> bytes:
+    """ProcessPoolExecutor entry point: the pickled WorkerResult."""
+    return pickle_results(run_job(spec, _pipe_report))
+
+
+def run_pool_jobs(specs: list[JobSpec]) -> bytes:
+    """ProcessPoolExecutor entry point for a chunk of tiny jobs: the pickled results."""
+    return pickle_results(run_jobs(specs, _pipe_report))
 
 
 def run_child_job(
@@ -257,15 +295,7 @@ def run_child_job(
     without blocking and treats end-of-file as "the child is done writing".
     """
     init_process_worker(report_conn, limits=limits)
-    result = run_job(spec, _pipe_report)
-    try:
-        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        result.value = None
-        result.outcome = "failed"
-        result.error = f"the result could not be pickled: {one_line_error(exc)}"
-        result.traceback = traceback.format_exc()
-        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    data = pickle_results(run_job(spec, _pipe_report))
     view = memoryview(data)
     fd = result_conn.fileno()
     while view:

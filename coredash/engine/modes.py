@@ -1,0 +1,259 @@
+"""The one registry of executor modes: everything that lists modes reads it.
+
+A mode is a name plus what its executor can do (``Abilities``), how a person
+picks it (key, label, aliases, colour, a help paragraph), whether it can run
+here, and which backend class builds it. The CLI's choices, the key bindings,
+the footer, the status line, the help screen, the palette, the comparison panel
+and the contract tests are all built from ``REGISTRY``; nothing else names a mode.
+
+Backend classes are named by import path and loaded on first use, so listing
+modes (``coredash --help``) imports no executor.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from coredash.engine.backends.base import Backend
+
+CpuClock = Literal["thread", "process"]
+"""Which clock a job's CPU time is read from: its own thread's, or its whole process's."""
+Placement = Literal["thread", "pid", "interpreter", "host"]
+"""How to say where a job runs."""
+StartCost = Literal["none", "per pool", "per job"]
+"""When a worker is started: never (threads exist in-process), once per pool, or for every job."""
+
+
+class Mode(str):
+    """A registered mode's name. Canonical instances come from ``REGISTRY``."""
+
+    __slots__ = ()
+    THREAD: ClassVar[Mode]
+    PROCESS: ClassVar[Mode]
+    PROCESS_PER_JOB: ClassVar[Mode]
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    @property
+    def info(self) -> ModeInfo:
+        return REGISTRY.info(self)
+
+    @property
+    def label(self) -> str:
+        return self.info.label
+
+    @property
+    def abilities(self) -> Abilities:
+        return self.info.abilities
+
+    @classmethod
+    def parse(cls, text: str) -> Mode:
+        return REGISTRY.parse(text).mode
+
+    def __repr__(self) -> str:
+        return f"Mode({str(self)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Abilities:
+    """What an executor can do, as data: the engine and the views read these, never the mode's name."""
+
+    in_process: bool  # jobs run inside coredash's own process
+    shares_ui_gil: bool  # a running job competes with the dashboard for one GIL
+    pickles: bool  # arguments and results cross a process boundary
+    can_kill: bool  # a running job can be stopped by force (else only at checkpoints)
+    chunks: bool  # several tiny jobs can go in one executor call
+    timeouts: Literal["kill", "checkpoint"]  # how a job past the job timeout is stopped
+    memory_limit: bool  # --memory-limit applies to its workers
+    cpu_clock: CpuClock
+    start_cost: StartCost
+    placement: Placement
+
+
+_MODES: dict[str, Mode] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ModeInfo:
+    name: str
+    key: str  # the dashboard's key for it
+    label: str  # how the views name it
+    aliases: tuple[str, ...]
+    colour: str  # a Textual theme colour: "warning" -> "$warning" bars, "$text-warning" text
+    help: str  # a paragraph for the help screen
+    abilities: Abilities
+    backend: str | type[Backend]  # "module:Class" (loaded on first use) or the class
+    # Why this mode cannot run here (and what to do), or None when it can.
+    unavailable: Callable[[], str | None] = field(default=lambda: None)
+    mode: Mode = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One Mode object per name, so `engine.mode is Mode.PROCESS` holds even
+        # after an entry is replaced (a test swapping in another backend, say).
+        object.__setattr__(self, "mode", _MODES.setdefault(self.name, Mode(self.name)))
+
+    @property
+    def reason_unavailable(self) -> str | None:
+        return self.unavailable()
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable() is None
+
+    def backend_class(self) -> type[Backend]:
+        if not isinstance(self.backend, str):
+            return self.backend
+        module, _, name = self.backend.partition(":")
+        found: type[Backend] = getattr(importlib.import_module(module), name)
+        return found
+
+
+class ModeRegistry:
+    def __init__(self) -> None:
+        self._modes: dict[str, ModeInfo] = {}
+
+    def register(self, info: ModeInfo) -> Mode:
+        clash = [
+            other.name
+            for other in self._modes.values()
+            if other.name != info.name
+            and (other.key == info.key or {other.name, *other.aliases} & {info.name, *info.aliases})
+        ]
+        if clash:
+            raise ValueError(f"mode {info.name!r} clashes with {', '.join(clash)} (key or alias)")
+        self._modes[info.name] = info
+        return info.mode
+
+    def unregister(self, name: str) -> None:
+        self._modes.pop(name, None)
+
+    def __iter__(self) -> Iterator[ModeInfo]:
+        return iter(list(self._modes.values()))
+
+    def __len__(self) -> int:
+        return len(self._modes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modes
+
+    def modes(self) -> tuple[Mode, ...]:
+        return tuple(info.mode for info in self._modes.values())
+
+    def available(self) -> tuple[Mode, ...]:
+        return tuple(info.mode for info in self._modes.values() if info.available)
+
+    def info(self, mode: str) -> ModeInfo:
+        found = self._modes.get(str(mode))
+        if found is None:
+            raise ValueError(f"unknown mode {str(mode)!r}; choose from {self.names()}")
+        return found
+
+    def names(self) -> str:
+        return ", ".join(self._modes)
+
+    def parse(self, text: str) -> ModeInfo:
+        """The mode a user means (name or alias, any case); ValueError with the choices otherwise."""
+        key = text.strip().lower().replace("_", "-")
+        for info in self._modes.values():
+            if key == info.name or key in info.aliases:
+                return info
+        raise ValueError(f"unknown mode {text!r}; choose from {self.names()}")
+
+    def by_key(self, key: str) -> ModeInfo | None:
+        return next((info for info in self._modes.values() if info.key == key), None)
+
+
+REGISTRY = ModeRegistry()
+
+Mode.THREAD = REGISTRY.register(
+    ModeInfo(
+        name="thread",
+        key="t",
+        label="threads",
+        aliases=("threads",),
+        colour="warning",
+        help=(
+            "A ThreadPoolExecutor inside coredash's own process. Threads share one GIL: "
+            "pure-Python jobs take turns on one core (and the dashboard waits its turn), "
+            "while jobs that release the GIL (hashing, compression, sleeps) run in parallel. "
+            "Nothing is pickled; a running job cannot be killed, only asked to stop at a checkpoint."
+        ),
+        abilities=Abilities(
+            in_process=True,
+            shares_ui_gil=True,
+            pickles=False,
+            can_kill=False,
+            chunks=True,
+            timeouts="checkpoint",
+            memory_limit=False,
+            cpu_clock="thread",
+            start_cost="none",
+            placement="thread",
+        ),
+        backend="coredash.engine.backends.threads:ThreadBackend",
+    )
+)
+Mode.PROCESS = REGISTRY.register(
+    ModeInfo(
+        name="process",
+        key="p",
+        label="process pool",
+        aliases=("processes", "pool"),
+        colour="success",
+        help=(
+            "A ProcessPoolExecutor: long-lived worker processes, each with its own interpreter "
+            "and GIL, so pure-Python jobs fill every core. Arguments and results are pickled; "
+            "a worker that crashes breaks the pool, and coredash re-runs the innocent jobs beside it."
+        ),
+        abilities=Abilities(
+            in_process=False,
+            shares_ui_gil=False,
+            pickles=True,
+            can_kill=True,
+            chunks=True,
+            timeouts="kill",
+            memory_limit=True,
+            cpu_clock="process",
+            start_cost="per pool",
+            placement="pid",
+        ),
+        backend="coredash.engine.backends.process_pool:ProcessPoolBackend",
+    )
+)
+Mode.PROCESS_PER_JOB = REGISTRY.register(
+    ModeInfo(
+        name="process-per-job",
+        key="s",
+        label="process per job",
+        aliases=("per-job", "spawn-per-job"),
+        colour="secondary",
+        help=(
+            "A fresh multiprocessing.Process for every job, awaited without blocking the loop: "
+            "every job pays process start-up (see the overhead column), and a crash takes down "
+            "only its own job."
+        ),
+        abilities=Abilities(
+            in_process=False,
+            shares_ui_gil=False,
+            pickles=True,
+            can_kill=True,
+            chunks=False,
+            timeouts="kill",
+            memory_limit=True,
+            cpu_clock="process",
+            start_cost="per job",
+            placement="pid",
+        ),
+        backend="coredash.engine.backends.process_per_job:ProcessPerJobBackend",
+    )
+)
+
+# Serial baselines run here whatever the current mode: alone, in a fresh process,
+# so one baseline serves every mode and their speedups compare.
+BASELINE_MODE = Mode.PROCESS_PER_JOB
