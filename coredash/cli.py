@@ -87,7 +87,7 @@ def helpers_immune_to_ctrl_c() -> Iterator[None]:
     """
     from multiprocessing import resource_tracker
 
-    from coredash.engine.backends import stderr_with_fileno
+    from coredash.engine.backends._processes import stderr_with_fileno
 
     # The tracker guards its own start, then unblocks ctrl+c: start it first.
     with stderr_with_fileno():
