@@ -281,9 +281,13 @@ def report(m: Measured) -> TargetReport:
 
 
 def main() -> int:
+    from coredash.engine import REGISTRY
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
-    parser.add_argument("--mode", choices=["process", "thread"], default="process")
+    # Modes that can batch tiny jobs: a process per job would start 100,000 processes.
+    batching = [str(info.mode) for info in REGISTRY if info.available and info.abilities.chunks]
+    parser.add_argument("--mode", choices=batching, default="process")
     parser.add_argument("--refresh", type=float, default=4.0, help="dashboard refresh rate, Hz")
     parser.add_argument("--quick", action="store_true", help="20,000 jobs")
     parser.add_argument(

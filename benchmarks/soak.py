@@ -165,8 +165,8 @@ async def soak(minutes: float, every: float, checkpoint_every: float, seed: int)
         engine.cancel_queued()
         engine.kill_running()
         await asyncio.wait_for(engine.wait_idle(), 30)
-        if engine.mode is not Mode.THREAD:
-            await pilot.press("t")
+        if engine.mode != Mode.THREAD:
+            await pilot.press(Mode.THREAD.info.key)
         while engine.workers != 2:
             await pilot.press("plus" if engine.workers < 2 else "minus")
         deadline = time.monotonic() + 10

@@ -18,19 +18,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
-from coredash.cli import detach_from_terminal, helpers_immune_to_ctrl_c, terminal_hung_up
 from coredash.defaults import APP_JOBS_PER_CORE
 from coredash.engine import (
+    REGISTRY,
     BatchFinished,
     CatalogError,
     ConfigChanged,
@@ -42,20 +43,33 @@ from coredash.engine import (
     JobChanged,
     JobRecord,
     JobState,
-    Mode,
     PoolNotice,
     gil_enabled,
     max_workers_allowed,
     python_label,
 )
 from coredash.engine.backends import THREAD_NAME_PREFIX
+from coredash.lifecycle import (
+    QUIT_SIGNALS,
+    StopRequests,
+    detach_if_hung_up,
+    helpers_immune_to_ctrl_c,
+    ignore_stop_signals,
+    terminal_hung_up,
+)
 from coredash.loop_lag import LoopLagMonitor
 from coredash.sampling import CoreHistory, CpuSample, LoadAverager, PsutilSampler, Sampler
 from coredash.screens.help import HelpScreen
 from coredash.screens.job_detail import JobDetailScreen
 from coredash.screens.picker import JobChoice, JobPickerScreen
 from coredash.units import format_seconds
-from coredash.view_model import batch_progress, comparison, core_marks, format_params, worker_rows
+from coredash.view_model import (
+    batch_progress,
+    comparison,
+    core_marks,
+    format_params,
+    worker_rows,
+)
 from coredash.widgets.comparison import ComparisonData, ComparisonPanel
 from coredash.widgets.core_grid import CoreGrid, CoreGridData
 from coredash.widgets.jobs_table import JobsTable
@@ -65,10 +79,9 @@ from coredash.widgets.status_line import StatusData, StatusLine
 from coredash.widgets.workers_panel import WorkersData, WorkersPanel
 
 if TYPE_CHECKING:
-    from coredash.cli import AppOptions
+    from coredash.engine import Catalog, Mode
 
 MIN_SIZE = (80, 24)
-QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 STRAY_GRACE_S = 0.8  # how long quitting waits for cancelled thread jobs to stop
 DASHBOARD_ACTIONS = frozenset(
     {
@@ -88,6 +101,65 @@ TOO_SMALL = (
 )
 
 
+HEAD_BINDINGS = (
+    Binding("question_mark,f1", "help", "Help", key_display="?", id="help", tooltip="What each mode shows"),
+    Binding("q", "quit", "Quit", id="quit", tooltip="Stop all jobs and quit"),
+    Binding("r,enter", "run_batch", "Run", id="run", tooltip="Run a batch of the picked job"),
+)
+TAIL_BINDINGS = (
+    Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
+    Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
+    Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size and job count"),
+    Binding(
+        "plus,equals_sign",
+        "change_workers(1)",
+        "Worker",
+        key_display="+",
+        id="workers.more",
+        tooltip="One more worker",
+    ),
+    Binding(
+        "minus",
+        "change_workers(-1)",
+        "Worker",
+        key_display="-",
+        id="workers.fewer",
+        tooltip="One worker fewer",
+    ),
+    Binding("x", "clear_results", "Clear", id="clear", tooltip="Clear job history, comparisons, baselines"),
+)
+SET_MODE = "set_mode("
+
+
+def mode_bindings() -> list[Binding]:
+    """A key for every registered mode, read from REGISTRY now.
+
+    A mode that cannot run here keeps its key: pressing it says why (its tooltip
+    too). A key the dashboard already uses stays the dashboard's; the mode is
+    still in the status line and the palette.
+    """
+    taken = {key for binding in (*HEAD_BINDINGS, *TAIL_BINDINGS) for key in binding.key.split(",")}
+    bindings = []
+    for info in REGISTRY:
+        if info.key in taken:
+            continue
+        reason = info.reason_unavailable
+        bindings.append(
+            Binding(
+                info.key,
+                f"{SET_MODE}{info.name!r})",
+                info.short,
+                id=f"mode.{info.name.replace('-', '_')}",
+                tooltip=f"Switch executor to {info.label}" if reason is None else f"Unavailable: {reason}",
+            )
+        )
+    return bindings
+
+
+def dashboard_bindings() -> list[Binding]:
+    return [*HEAD_BINDINGS, *mode_bindings(), *TAIL_BINDINGS]
+
+
 class CoredashApp(App[int]):
     TITLE = "coredash"
     CSS_PATH = "coredash.tcss"
@@ -104,45 +176,9 @@ class CoredashApp(App[int]):
         (MIN_SIZE[1], "-tall-enough"),
     ]
     # Footer order is priority order: a narrow terminal crops from the right,
-    # so help and quit come first.
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "question_mark,f1", "help", "Help", key_display="?", id="help", tooltip="What each mode shows"
-        ),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Stop all jobs and quit"),
-        Binding("r,enter", "run_batch", "Run", id="run", tooltip="Run a batch of the picked job"),
-        Binding("t", "set_mode('thread')", "Threads", id="mode.thread", tooltip="Run jobs on threads"),
-        Binding("p", "set_mode('process')", "Pool", id="mode.process", tooltip="Run jobs on a process pool"),
-        Binding(
-            "s",
-            "set_mode('process-per-job')",
-            "Per job",
-            id="mode.process_per_job",
-            tooltip="Start a new process for every job",
-        ),
-        Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
-        Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
-        Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size and job count"),
-        Binding(
-            "plus,equals_sign",
-            "change_workers(1)",
-            "Worker",
-            key_display="+",
-            id="workers.more",
-            tooltip="One more worker",
-        ),
-        Binding(
-            "minus",
-            "change_workers(-1)",
-            "Worker",
-            key_display="-",
-            id="workers.fewer",
-            tooltip="One worker fewer",
-        ),
-        Binding(
-            "x", "clear_results", "Clear", id="clear", tooltip="Clear job history, comparisons, baselines"
-        ),
-    ]
+    # so help and quit come first. Modes as registered at import: every app
+    # re-reads the registry for its own keys (see _bind_registered_modes).
+    BINDINGS: ClassVar[list[BindingType]] = list(dashboard_bindings())
 
     def __init__(
         self,
@@ -160,6 +196,8 @@ class CoredashApp(App[int]):
         python: str | None = None,
     ) -> None:
         super().__init__()
+        self.dashboard_bindings = dashboard_bindings()
+        self._bind_registered_modes()
         self.engine = engine
         info = engine.catalog.get(task)
         self.task_name = info.name
@@ -185,6 +223,23 @@ class CoredashApp(App[int]):
         self._quit_requested = False
         self._signals: dict[int, Any] = {}  # handled signal -> the handler before ours
         self._restore_sigcont: Any = None
+
+    def _bind_registered_modes(self) -> None:
+        """Give this app a key for every mode registered now, where the class has its mode keys.
+
+        Textual merges a class's BINDINGS once, when the class is created, so a
+        mode registered after import would get no key and no footer entry. The
+        app's own binding map (which App.__init__ has completed with the palette
+        key) is rebuilt with the registry's mode keys in place of the class's.
+        """
+        old = list(self._bindings)
+        is_mode = [binding.action.startswith(SET_MODE) for _, binding in old]
+        at = is_mode.index(True) if any(is_mode) else len(old)
+        others = [pair for pair, mode in zip(old, is_mode, strict=True) if not mode]
+        keys: dict[str, list[Binding]] = {}
+        for key, binding in [*others[:at], *BindingsMap(mode_bindings()), *others[at:]]:
+            keys.setdefault(key, []).append(binding)
+        self._bindings = BindingsMap.from_keys(keys)
 
     # --- layout -----------------------------------------------------------
 
@@ -219,7 +274,7 @@ class CoredashApp(App[int]):
             self.run_worker(self.lag.run(), name="loop-lag", group="monitor", exit_on_error=False)
         self.set_interval(1 / self.refresh_hz, self.tick, name="tick")
         self.tick()
-        if self.engine.mode is Mode.PROCESS:
+        if self.engine.mode.abilities.start_cost == "per pool":
             self._warm_pool()
         self.call_after_refresh(self._freeze_startup_objects)
 
@@ -430,11 +485,24 @@ class CoredashApp(App[int]):
         return True
 
     def action_set_mode(self, mode: str) -> None:
-        new = Mode.parse(mode)
-        if new is self.engine.mode:
+        try:
+            info = REGISTRY.parse(mode)
+        except ValueError as exc:  # unregistered since its key was bound
+            self.notify(str(exc), severity="error", markup=False)
             return
-        self.engine.set_mode(new)
-        if new is Mode.PROCESS:
+        new = info.mode
+        if new == self.engine.mode:
+            return
+        reason = info.reason_unavailable
+        if reason is not None:
+            self.notify(reason, title=f"No {info.label} here", severity="warning", timeout=6, markup=False)
+            return
+        try:
+            self.engine.set_mode(new)
+        except (EngineError, ValueError, ImportError) as exc:  # a backend that cannot start here
+            self.notify(str(exc), title=f"No {info.label}", severity="error", markup=False)
+            return
+        if new.abilities.start_cost == "per pool":
             self._warm_pool()
         self.notify(f"mode: {new.label}", timeout=2)
 
@@ -488,7 +556,8 @@ class CoredashApp(App[int]):
     def action_kill_running(self) -> None:
         stopping = [job for job in self.engine.snapshot().active]
         count = self.engine.kill_running()
-        threads = [job for job in stopping if job.mode is Mode.THREAD]
+        # Jobs whose executor cannot kill them (threads) stop at their next checkpoint().
+        threads = [job for job in stopping if job.mode is not None and not job.mode.abilities.can_kill]
         how = "threads stop at their next checkpoint()" if threads else "workers ended"
         self.notify(f"stopping {count} running job{'s' if count != 1 else ''} ({how})", timeout=3)
         if threads:
@@ -514,7 +583,7 @@ class CoredashApp(App[int]):
     def action_help(self) -> None:
         # Built once and kept: composing the help's Markdown takes ~0.4 s.
         if not self.is_screen_installed("help"):
-            self.install_screen(HelpScreen(self.BINDINGS), name="help")
+            self.install_screen(HelpScreen(self.dashboard_bindings), name="help")
         self.push_screen("help")
 
     async def action_quit(self) -> None:
@@ -559,13 +628,17 @@ class CoredashApp(App[int]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         engine = self.engine
-        for mode in (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB):
-            if mode is not engine.mode:
-                yield SystemCommand(
-                    f"Mode: {mode.label}",
-                    f"Switch executor to {mode.label} (queued jobs follow; running ones finish)",
-                    lambda mode=mode: self.action_set_mode(mode.value),
-                )
+        for info in REGISTRY:
+            if info.mode == engine.mode:
+                continue
+            reason = info.reason_unavailable
+            yield SystemCommand(
+                f"Mode: {info.label}",
+                f"Switch executor to {info.label} (queued jobs follow; running ones finish)"
+                if reason is None
+                else f"Unavailable: {reason}",
+                lambda name=info.name: self.action_set_mode(name),
+            )
         params = format_params(engine.catalog.get(self.task_name).params_for(self.task_size))
         yield SystemCommand(
             "Run batch",
@@ -594,25 +667,21 @@ class CoredashApp(App[int]):
         self.action_change_workers(-1)
 
 
-class StopRequests:
-    """SIGTERM and SIGHUP while the dashboard is not up to handle them: remembered, not fatal.
+@dataclass(frozen=True)
+class AppOptions:
+    """What ``run_app`` needs: the command line's choices, checked (``coredash.engine.limits``)."""
 
-    ``run_app`` installs this for the whole run. Before the app has mounted, a
-    stop signal makes it quit as soon as it is up; after it has unmounted the
-    quit is already under way, and the default action would cut short the
-    terminal's restoration and the clean-up of worker processes and temporary files.
-    """
-
-    def __init__(self) -> None:
-        self.received: list[int] = []
-
-    def __call__(self, signum: int, frame: object) -> None:
-        self.received.append(signum)
-
-    def install(self) -> None:
-        for signum in QUIT_SIGNALS:
-            with contextlib.suppress(ValueError, OSError):  # only the main thread may
-                signal.signal(signum, self)
+    mode: Mode
+    workers: int | None
+    task: str
+    size: int | None
+    jobs: int
+    refresh: float
+    start_method: str | None
+    catalog: Catalog
+    job_timeout: float | None = None
+    memory_limit_mb: int | None = None
+    worker_nice: int = 0
 
 
 def stray_job_threads() -> list[threading.Thread]:
@@ -647,10 +716,8 @@ def run_app(options: AppOptions) -> int:
     # From here on the quit is under way: a further stop signal must not cut the
     # clean-up short, nor turn exit status 0 into "Terminated" as Python's
     # own handlers are reset at exit (an ignored signal stays ignored).
-    for signum in QUIT_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    if terminal_hung_up():
-        detach_from_terminal()
+    ignore_stop_signals(QUIT_SIGNALS)
+    detach_if_hung_up()
     # Cancelled thread jobs stop at their next checkpoint(): usually a moment away.
     deadline = time.monotonic() + STRAY_GRACE_S
     for thread in stray_job_threads():

@@ -8,7 +8,6 @@ is the median over repeats. The table and ``--json`` come from the same numbers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -16,7 +15,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coredash.cli import (
-    STOP_SIGNALS,
-    Stopped,
-    detach_from_terminal,
-    helpers_immune_to_ctrl_c,
-    ignore_stop_signals,
-    signals_blocked,
-    stop_at_once,
-    terminal_hung_up,
-)
 from coredash.engine import (
     BatchSummary,
     Catalog,
@@ -46,6 +35,13 @@ from coredash.engine import (
     usable_cpus,
 )
 from coredash.engine.model import EngineEvent
+from coredash.lifecycle import (
+    Stopped,
+    StopSignals,
+    ctrl_c_at_once,
+    detach_if_hung_up,
+    helpers_immune_to_ctrl_c,
+)
 from coredash.units import format_ratio, format_seconds
 
 
@@ -130,73 +126,6 @@ def measure_serial(catalog: Catalog, task: str, params: dict[str, Any], jobs: in
 
 
 ProgressHook = Callable[[str, int, int], None]
-
-
-@contextlib.contextmanager
-def ctrl_c_at_once() -> Iterator[None]:
-    """ctrl+c stops the serial loop at once (asyncio.run's handler would wait for its end)."""
-    try:
-        previous = signal.signal(signal.SIGINT, stop_at_once)
-    except ValueError:  # not the main thread
-        yield
-        return
-    yield
-    # Not on the way out of a ctrl+c: stop_at_once has made further ones ignored.
-    signal.signal(signal.SIGINT, previous)
-
-
-class StopSignals:
-    """ctrl+c, SIGTERM or SIGHUP while the engine runs: cancel the bench at its next await, once.
-
-    asyncio.run's own handling raises KeyboardInterrupt wherever a second ctrl+c
-    lands: in the middle of starting a pool worker, or of closing the engine, it
-    left workers behind that printed tracebacks after coredash had exited. A
-    cancellation only ever lands on an await. On the way out the signal becomes
-    KeyboardInterrupt (ctrl+c) or cli.Stopped, which the command line reports.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        for signum in STOP_SIGNALS:
-            previous = signal.getsignal(signum)
-            try:
-                loop.add_signal_handler(signum, self._stop, signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue  # not the main thread, or no such signal here
-            self._previous[signum] = previous
-        return self
-
-    def _stop(self, signum: int) -> None:
-        if self.signum is None and self._task is not None:
-            self.signum = signum
-            self._task.cancel()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
-        loop = asyncio.get_running_loop()
-        # Blocked while the handlers change hands: asyncio puts Python's own
-        # KeyboardInterrupt handler back for a moment, and a ctrl+c landing then
-        # would interrupt the clean-up. Once stopping, further signals are ignored
-        # (one that arrived meanwhile is dropped when its action becomes "ignore").
-        with signals_blocked(STOP_SIGNALS):
-            for signum, previous in self._previous.items():
-                loop.remove_signal_handler(signum)
-                if self.signum is None and previous is not None:
-                    signal.signal(signum, previous)
-            if self.signum is not None:
-                ignore_stop_signals()
-        if self.signum is None or (kind is not None and not issubclass(kind, asyncio.CancelledError)):
-            return
-        if self._task is not None:
-            self._task.uncancel()
-        if self.signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Stopped(self.signum)
 
 
 async def _close_whatever_happens(engine: Engine) -> None:
@@ -418,10 +347,9 @@ def run_bench_cli(config: BenchConfig, catalog: Catalog, json_path: Path | None)
                 progress.console.print(f"[dim]serial baseline: {config.jobs} calls in a plain loop…[/]")
             report = asyncio.run(run_bench(config, catalog, on_progress))
     except OSError:
-        if not terminal_hung_up():
+        # The terminal was closed under the progress bar? The engine is closed by now.
+        if not detach_if_hung_up():
             raise
-        # The terminal was closed under the progress bar; the engine is closed by now.
-        detach_from_terminal()
         raise Stopped(signal.SIGHUP) from None
     out.print(render_table(report))
     if report.serial_error:

@@ -6,126 +6,33 @@ Every bad argument ends in one line on stderr and exit status 2, never a traceba
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
 import os
-import signal
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from coredash import __version__
 from coredash.defaults import (
     APP_JOBS_PER_CORE,
     APP_WORKER_NICE,
     BENCH_JOBS_PER_CORE,
-    MAX_JOBS,
     app_jobs,
     bench_jobs,
 )
-from coredash.engine import Catalog, CatalogError, Mode, max_workers_allowed, usable_cpus
+from coredash.engine import REGISTRY, Catalog, CatalogError, Mode, limits, usable_cpus
+from coredash.engine.limits import MAX_NICE, LimitError, shown
 from coredash.engine.platform import START_METHODS
-from coredash.engine.worker import MAX_MEMORY_LIMIT_MB, MAX_NICE, MIN_MEMORY_LIMIT_MB
+from coredash.lifecycle import report_stop, stop_at_the_first_signal
 
 USAGE_ERROR = 2
 COMMANDS = ("bench", "tasks")
 REFRESH_RANGE = (0.5, 30.0)
-# A size beyond this is a typo, not an experiment (tasks may set a lower limit).
-MAX_SIZE = 10**12
+T = TypeVar("T")
 
 
 class UsageError(Exception):
     """Bad command-line input; the message is one line for the user."""
-
-
-class Stopped(KeyboardInterrupt):
-    """A stop signal (SIGTERM, a closed terminal's SIGHUP), unwound like ctrl+c."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def stop_at_once(signum: int, frame: object) -> None:
-    """The first stop signal: deaf to the rest, then unwind like ctrl+c.
-
-    A person who sees no answer presses ctrl+c again and again. Each press
-    used to raise a new KeyboardInterrupt wherever it landed: in asyncio's own
-    clean-up, or halfway through the progress bar's exit, which once swallowed
-    the "interrupted" line. One signal is enough to stop; the rest are ignored.
-    """
-    ignore_stop_signals()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Stopped(signum)
-
-
-def stop_at_the_first_signal() -> None:
-    """ctrl+c, SIGTERM and SIGHUP end a headless run at once, and only once.
-
-    Left to their defaults, SIGTERM and SIGHUP would end coredash on the spot,
-    leaving the process pool and multiprocessing's helpers behind with their
-    temporary files. Installing a handler for SIGINT also keeps asyncio.run
-    from installing its own, which raises again on every further ctrl+c.
-    """
-    for signum in STOP_SIGNALS:
-        with contextlib.suppress(ValueError, OSError):  # not the main thread; no such signal
-            signal.signal(signum, stop_at_once)
-
-
-@contextlib.contextmanager
-def helpers_immune_to_ctrl_c() -> Iterator[None]:
-    """Start multiprocessing's helper processes (forkserver, resource tracker) deaf to ctrl+c.
-
-    The terminal sends ctrl+c to every process in the foreground group, and the
-    forkserver only starts ignoring it once it has imported the task modules: a
-    ctrl+c in its first second printed a KeyboardInterrupt traceback. coredash
-    ends its helpers itself. A child inherits an ignored signal; blocking it
-    meanwhile keeps a ctrl+c pressed now pending for coredash, not lost.
-    """
-    from multiprocessing import resource_tracker
-
-    from coredash.engine.backends._processes import stderr_with_fileno
-
-    # The tracker guards its own start, then unblocks ctrl+c: start it first.
-    with stderr_with_fileno():
-        resource_tracker.ensure_running()
-    with signals_blocked([signal.SIGINT]) as blocked:
-        previous = None
-        if blocked:
-            with contextlib.suppress(ValueError):  # not the main thread
-                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def signals_blocked(signums: Iterable[int]) -> Iterator[bool]:
-    """Hold these signals pending meanwhile; says whether it could (signal masks exist)."""
-    try:
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, set(signums))
-    except (AttributeError, OSError, ValueError):  # no signal masks on this platform
-        before = None
-    try:
-        yield before is not None
-    finally:
-        if before is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def ignore_stop_signals() -> None:
-    """On the way out already: one more ctrl+c must not print a traceback from the exit."""
-    for signum in STOP_SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(signum, signal.SIG_IGN)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,9 +40,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def shown(text: str, limit: int = 24) -> str:
-    """The user's input quoted for a message, cut short if it is long."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text):,} characters)"
+def limited(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from one of the limits' parsers: the same check as the picker and the engine."""
+
+    def argument_type(text: str) -> T:
+        try:
+            return parse(text)
+        except LimitError as exc:
+            raise argparse.ArgumentTypeError(exc.problem) from None
+
+    argument_type.__name__ = parse.__name__.removeprefix("parse_")  # argparse names it in errors
+    return argument_type
+
+
+task_size = limited(limits.parse_size)
+worker_count = limited(limits.parse_workers)
+job_count = limited(limits.parse_jobs)
+timeout_seconds = limited(limits.parse_job_timeout)
+memory_mib = limited(limits.parse_memory_limit)
+niceness = limited(limits.parse_nice)
 
 
 def positive_int(text: str) -> int:
@@ -148,35 +71,25 @@ def positive_int(text: str) -> int:
     return value
 
 
-def task_size(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_SIZE:
-        raise argparse.ArgumentTypeError(f"at most {MAX_SIZE:,}, got {value:,}")
-    return value
-
-
-def worker_count(text: str) -> int:
-    value = positive_int(text)
-    limit = max_workers_allowed()
-    if value > limit:
-        raise argparse.ArgumentTypeError(
-            f"{value} workers is too many for {usable_cpus()} usable cores (at most {limit})"
-        )
-    return value
-
-
-def job_count(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_JOBS:,} jobs per batch, got {value:,}")
-    return value
-
-
 def mode_name(text: str) -> Mode:
     try:
-        return Mode.parse(text)
+        info = REGISTRY.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    reason = info.reason_unavailable
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"mode {info.name!r} cannot run here: {reason}")
+    return info.mode
+
+
+def modes_help(joiner: str = ", ", last: str = " or ") -> str:
+    """The modes that run here, then those that do not and why (read from REGISTRY now)."""
+    names = [str(mode) for mode in REGISTRY.available()]
+    text = joiner.join(names[:-1]) + last + names[-1] if len(names) > 1 else "".join(names)
+    missing = [f"{info.name}: {info.reason_unavailable}" for info in REGISTRY if not info.available]
+    if missing:
+        text += f" (not here: {'; '.join(missing)})"
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def mode_list(text: str) -> tuple[Mode, ...]:
@@ -204,42 +117,6 @@ def refresh_rate(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"refresh rate must be between {low:g} and {high:g} Hz, got {value:g}"
         )
-    return value
-
-
-MAX_JOB_TIMEOUT_S = 7 * 24 * 3600
-
-
-def timeout_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= MAX_JOB_TIMEOUT_S:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_JOB_TIMEOUT_S} s, got {text}")
-    return value
-
-
-def memory_mib(text: str) -> int:
-    value = positive_int(text)
-    if value < MIN_MEMORY_LIMIT_MB:
-        raise argparse.ArgumentTypeError(
-            f"must be at least {MIN_MEMORY_LIMIT_MB} MiB (a Python worker needs that much), got {value}"
-        )
-    if value > MAX_MEMORY_LIMIT_MB:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_MEMORY_LIMIT_MB:,} MiB (1 PiB)")
-    return value
-
-
-def niceness(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number from 0 to {MAX_NICE}, got {text!r}"
-        ) from None
-    if not 0 <= value <= MAX_NICE:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_NICE}, got {value}")
     return value
 
 
@@ -292,9 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands: 'coredash bench --help', 'coredash tasks'",
     )
     parser.add_argument("--version", action="version", version=f"coredash {__version__}")
-    parser.add_argument(
-        "--mode", type=mode_name, default=Mode.THREAD, help="thread, process or process-per-job"
-    )
+    parser.add_argument("--mode", type=mode_name, default=Mode.THREAD, help=modes_help())
     parser.add_argument(
         "--workers", type=worker_count, default=None, help="jobs run at once (default: usable cores)"
     )
@@ -329,8 +204,8 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--modes",
         type=mode_list,
-        default=(Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB),
-        help="comma-separated modes (default: thread,process,process-per-job)",
+        default=REGISTRY.available(),
+        help=f"comma-separated modes (default: {modes_help(',', ',')})",
     )
     parser.add_argument(
         "--workers",
@@ -361,21 +236,6 @@ def load_catalog(paths: Sequence[Path]) -> Catalog:
     return catalog
 
 
-@dataclass(frozen=True)
-class AppOptions:
-    mode: Mode
-    workers: int | None
-    task: str
-    size: int | None
-    jobs: int
-    refresh: float
-    start_method: str | None
-    catalog: Catalog
-    job_timeout: float | None = None
-    memory_limit_mb: int | None = None
-    worker_nice: int = 0
-
-
 def run(argv: Sequence[str]) -> int:
     try:
         return _run(list(argv))
@@ -385,61 +245,8 @@ def run(argv: Sequence[str]) -> int:
     except CatalogError as exc:
         sys.stderr.write(f"coredash: error: {exc}\n")
         return USAGE_ERROR
-    except Stopped as exc:
-        ignore_stop_signals()
-        _say(f"coredash: stopped by {signal.Signals(exc.signum).name}\n")
-        return 128 + exc.signum
-    except KeyboardInterrupt:
-        ignore_stop_signals()
-        _say("coredash: interrupted\n")
-        return 130
-
-
-def _say(line: str) -> None:
-    """Write to stderr; if the terminal has been closed, there is no one to tell."""
-    if terminal_hung_up():
-        detach_from_terminal()
-        return
-    # Past a progress bar that was cut short, sys.stderr may still be Rich's proxy,
-    # which holds text back while its console is mid-render: write past it.
-    stream = getattr(sys.stderr, "rich_proxied_file", sys.stderr)
-    try:
-        stream.write(line)
-        stream.flush()
-    except OSError:
-        detach_from_terminal()
-
-
-def terminal_hung_up() -> bool:
-    """True once the terminal coredash runs in has been closed (reads and writes fail with EIO)."""
-    stream = sys.__stdin__
-    try:
-        import termios  # Unix only
-    except ImportError:
-        return False
-    if stream is None:
-        return False
-    try:
-        termios.tcgetattr(stream.fileno())
-    except termios.error as exc:
-        return bool(exc.args) and exc.args[0] == errno.EIO
-    except (OSError, ValueError):
-        return False
-    return False
-
-
-def detach_from_terminal() -> None:
-    """Point stdin, stdout and stderr at /dev/null, once the terminal has been closed.
-
-    What is left in the output buffers has nowhere to go, and a failed flush at
-    exit would turn a clean stop into exit status 120.
-    """
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-    finally:
-        os.close(null)
+    except KeyboardInterrupt as stop:  # ctrl+c, or a stop signal (lifecycle.Stopped)
+        return report_stop(stop)
 
 
 def _run(argv: list[str]) -> int:
@@ -470,6 +277,8 @@ def _run(argv: list[str]) -> int:
     info = catalog.get(args.task)
     if args.size is not None:
         info.check_size(args.size)
+    from coredash.app import AppOptions, run_app  # the UI is imported only when it is wanted
+
     options = AppOptions(
         mode=args.mode,
         workers=args.workers,
@@ -483,8 +292,6 @@ def _run(argv: list[str]) -> int:
         memory_limit_mb=args.memory_limit,
         worker_nice=args.worker_nice,
     )
-    from coredash.app import run_app  # the UI is imported only when it is wanted
-
     return run_app(options)
 
 

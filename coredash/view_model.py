@@ -9,10 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from coredash.engine import BatchRecord, BatchSummary, EngineSnapshot, JobRecord, JobState, Mode
+from coredash.engine import (
+    REGISTRY,
+    BatchRecord,
+    BatchSummary,
+    EngineSnapshot,
+    JobRecord,
+    JobState,
+    Mode,
+)
 from coredash.sampling import CpuSample, WorkerLoad
 
-MODE_ORDER = (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB)
+# Everything here that lists modes reads REGISTRY when it is called, never at
+# import: a mode registered at run time shows up like the built-in ones.
+
+
+def in_thread(job: JobRecord) -> bool:
+    """Whether the job ran on a thread of coredash itself (found by thread id, not pid)."""
+    return job.mode is not None and job.mode.abilities.placement == "thread"
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -33,7 +47,7 @@ def worker_load(job: JobRecord, sample: CpuSample | None) -> WorkerLoad | None:
     """What the last sample saw of the thread or process running ``job``."""
     if sample is None:
         return None
-    if job.mode is Mode.THREAD:
+    if in_thread(job):
         return sample.worker_threads.get(job.thread_id) if job.thread_id is not None else None
     return sample.worker_processes.get(job.pid) if job.pid is not None else None
 
@@ -143,9 +157,9 @@ def comparison(snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]]) -> C
             continue
         # Only batches where every job ran, in one mode, compare: a cancelled or
         # failed batch, or one split by a mode switch, keeps the last good result.
-        if summary.complete and summary.mode in {mode.value for mode in MODE_ORDER}:
-            latest[Mode(summary.mode)] = summary
-    return Comparison(task, dict(params), tuple((mode, latest.get(mode)) for mode in MODE_ORDER))
+        if summary.complete and summary.mode in REGISTRY:
+            latest[REGISTRY.info(summary.mode).mode] = summary
+    return Comparison(task, dict(params), tuple((mode, latest.get(mode)) for mode in REGISTRY.modes()))
 
 
 def cpu_ratio_text(job: JobRecord) -> str:

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from coredash.engine import Engine, EngineEvent, JobChanged, JobRecord, JobState, Mode
+from coredash.engine import REGISTRY, Engine, EngineEvent, JobChanged, JobRecord, JobState, Mode
 
 if TYPE_CHECKING:
     from tests.terminal import TmuxPane
 
-ALL_MODES = [Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB]
-PROCESS_MODES = [Mode.PROCESS, Mode.PROCESS_PER_JOB]
+# From the registry, as it is when the tests are collected: every mode that runs here.
+ALL_MODES: list[Mode] = list(REGISTRY.available())
+PROCESS_MODES: list[Mode] = [mode for mode in ALL_MODES if not mode.abilities.in_process]
 
 # multiprocessing's own helpers live until the interpreter exits; they are not
 # workers, and they end when their parent does (checked in test_cli's quit test).

@@ -72,6 +72,7 @@ def thread_per_job() -> Iterator[Mode]:
             name="thread-per-job",
             key="x",
             label="thread per job",
+            short="Thread",
             aliases=("tpj",),
             colour="accent",
             help="A new thread for every job (a test of the backend contract).",

@@ -54,6 +54,7 @@ def fake_mode() -> Iterator[Mode]:
         name="fake",
         key="F",
         label="fake executor",
+        short="Fake",
         aliases=(),
         colour="accent",
         help="A test double at the backend seam.",

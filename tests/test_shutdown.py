@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coredash.engine import Mode
+from coredash.engine import REGISTRY, Mode
 from tests.terminal import (
     NORMAL_FLAGS,
     ProcessTree,
@@ -74,7 +74,7 @@ def assert_terminal_restored(pane: TmuxPane, status: int = 0) -> None:
     assert "Traceback" not in pane.history()
 
 
-@pytest.mark.parametrize("mode", list(Mode), ids=[mode.value for mode in Mode])
+@pytest.mark.parametrize("mode", REGISTRY.available(), ids=str)
 @pytest.mark.parametrize("way", ["q", "ctrl+q", "SIGTERM"])
 def test_quitting_under_load_restores_the_terminal_and_leaves_nothing(
     pane: TmuxPane, mode: Mode, way: str
@@ -96,7 +96,7 @@ def test_quitting_under_load_restores_the_terminal_and_leaves_nothing(
     assert time.monotonic() - began < 30
 
 
-@pytest.mark.parametrize("mode", list(Mode), ids=[mode.value for mode in Mode])
+@pytest.mark.parametrize("mode", REGISTRY.available(), ids=str)
 def test_closing_the_terminal_under_load_quits_cleanly(pane: TmuxPane, tmp_path: Path, mode: Mode) -> None:
     status_file = tmp_path / "status.json"
     command = keeping_status(status_file, coredash_command("--mode", mode.value, *LOAD))

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from coredash.bench import StopSignals
-from coredash.cli import STOP_SIGNALS, Stopped, stop_at_the_first_signal
+from coredash.lifecycle import STOP_SIGNALS, Stopped, StopSignals, say, stop_at_the_first_signal
 
 
 @pytest.fixture
@@ -84,10 +83,8 @@ def test_the_last_word_gets_past_a_progress_bar_cut_short(capfd: pytest.CaptureF
     from rich.console import Console
     from rich.progress import Progress
 
-    from coredash.cli import _say
-
     console = Console(stderr=True, force_terminal=True)
     progress = Progress(console=console, transient=True)
     with progress, console:
-        _say("coredash: interrupted\n")
+        say("coredash: interrupted\n")
         assert "coredash: interrupted" in capfd.readouterr().err

@@ -15,10 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal
-
-if TYPE_CHECKING:
-    from coredash.engine.backends.base import Backend
+from typing import Any, ClassVar, Literal
 
 CpuClock = Literal["thread", "process"]
 """Which clock a job's CPU time is read from: its own thread's, or its whole process's."""
@@ -84,11 +81,14 @@ class ModeInfo:
     name: str
     key: str  # the dashboard's key for it
     label: str  # how the views name it
+    short: str  # where room is short (the footer)
     aliases: tuple[str, ...]
     colour: str  # a Textual theme colour: "warning" -> "$warning" bars, "$text-warning" text
-    help: str  # a paragraph for the help screen
+    help: str  # a paragraph for the help screen, after "**key · label**: " (so it starts lowercase)
     abilities: Abilities
-    backend: str | type[Backend]  # "module:Class" (loaded on first use) or the class
+    # A backends.base.Backend subclass, or its "module:Class" path (loaded on first
+    # use). Typed loosely so this module needs no backend, not even for typing.
+    backend: str | type[Any]
     # Why this mode cannot run here (and what to do), or None when it can.
     unavailable: Callable[[], str | None] = field(default=lambda: None)
     mode: Mode = field(init=False)
@@ -106,11 +106,11 @@ class ModeInfo:
     def available(self) -> bool:
         return self.unavailable() is None
 
-    def backend_class(self) -> type[Backend]:
+    def backend_class(self) -> type[Any]:
         if not isinstance(self.backend, str):
             return self.backend
         module, _, name = self.backend.partition(":")
-        found: type[Backend] = getattr(importlib.import_module(module), name)
+        found: type[Any] = getattr(importlib.import_module(module), name)
         return found
 
 
@@ -176,13 +176,16 @@ Mode.THREAD = REGISTRY.register(
         name="thread",
         key="t",
         label="threads",
+        short="Threads",
         aliases=("threads",),
         colour="warning",
         help=(
-            "A ThreadPoolExecutor inside coredash's own process. Threads share one GIL: "
-            "pure-Python jobs take turns on one core (and the dashboard waits its turn), "
-            "while jobs that release the GIL (hashing, compression, sleeps) run in parallel. "
-            "Nothing is pickled; a running job cannot be killed, only asked to stop at a checkpoint."
+            "jobs run on a `ThreadPoolExecutor` *inside coredash's own process*. Pure-Python jobs "
+            "(count_primes, mandelbrot) hold the GIL, so however many worker threads there are, only "
+            "one runs Python at a time: the core bars share about one core between them, *coredash "
+            "process* sits near **1.0 cores**, and the event-loop lag rises because the UI has to win "
+            "the GIL too. Jobs that release the GIL (sha256, zlib_compress, sleep) do run in parallel "
+            "on threads."
         ),
         abilities=Abilities(
             in_process=True,
@@ -204,12 +207,13 @@ Mode.PROCESS = REGISTRY.register(
         name="process",
         key="p",
         label="process pool",
+        short="Pool",
         aliases=("processes", "pool"),
         colour="success",
         help=(
-            "A ProcessPoolExecutor: long-lived worker processes, each with its own interpreter "
-            "and GIL, so pure-Python jobs fill every core. Arguments and results are pickled; "
-            "a worker that crashes breaks the pool, and coredash re-runs the innocent jobs beside it."
+            "a `ProcessPoolExecutor`: long-lived worker processes, each with its own interpreter and "
+            "its own GIL. Pure-Python jobs fill every core. The price is pickling arguments and results "
+            "through pipes: run `tiny` or `payload` and watch the overhead column."
         ),
         abilities=Abilities(
             in_process=False,
@@ -231,12 +235,13 @@ Mode.PROCESS_PER_JOB = REGISTRY.register(
         name="process-per-job",
         key="s",
         label="process per job",
+        short="Per job",
         aliases=("per-job", "spawn-per-job"),
         colour="secondary",
         help=(
-            "A fresh multiprocessing.Process for every job, awaited without blocking the loop: "
-            "every job pays process start-up (see the overhead column), and a crash takes down "
-            "only its own job."
+            "a fresh `multiprocessing.Process` for every job, awaited without blocking the loop. It "
+            "shows what starting a process costs (the overhead column), and that killing one job never "
+            "harms another."
         ),
         abilities=Abilities(
             in_process=False,

@@ -199,7 +199,8 @@ class Scheduler(ABC):
             read_reports=self._read_reports,
             engine_closed=lambda: self._closed,
         )
-        return info.backend_class()(info, context)
+        backend: Backend = info.backend_class()(info, context)
+        return backend
 
     def _current_backend(self) -> Backend:
         """The executor new jobs go to, built on first use (may raise)."""

@@ -53,10 +53,6 @@ JobEnd = Literal["done", "failed", "cancelled"]
 
 _FRAME_HEADER = struct.Struct("<I")
 MAX_REPORT_BYTES = 2048  # well under PIPE_BUF (4096 on Linux, 512 minimum by POSIX)
-# A worker's address-space limit below this stops Python itself from starting.
-MIN_MEMORY_LIMIT_MB = 256
-MAX_MEMORY_LIMIT_MB = 1 << 30  # 1 PiB: past anything real, and still a valid rlimit
-MAX_NICE = 19
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,30 +10,17 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-EXPLANATION = """\
+from coredash.engine import REGISTRY
+
+INTRO = """\
 # coredash: what you are looking at
 
 coredash runs the jobs you pick on an executor chosen with one key, from its own
 asyncio event loop, and shows what your cores do meanwhile.
 
-## The three modes
+"""
 
-**t · threads**: jobs run on a `ThreadPoolExecutor` *inside coredash's own process*.
-Pure-Python jobs (count_primes, mandelbrot) hold the GIL, so however many worker
-threads there are, only one runs Python at a time: the core bars share about one
-core between them, *coredash process* sits near **1.0 cores**, and the event-loop
-lag rises because the UI has to win the GIL too. Jobs that release the GIL
-(sha256, zlib_compress, sleep) do run in parallel on threads.
-
-**p · process pool**: a `ProcessPoolExecutor`: long-lived worker processes, each
-with its own interpreter and its own GIL. Pure-Python jobs fill every core. The
-price is pickling arguments and results through pipes: run `tiny` or `payload`
-and watch the overhead column.
-
-**s · process per job**: a fresh `multiprocessing.Process` for every job, awaited
-without blocking the loop. It shows what starting a process costs (the overhead
-column), and that killing one job never harms another.
-
+MODES_TAIL = """\
 Switching mode mid-batch is fine: queued jobs go to the new mode, running jobs
 finish where they are.
 
@@ -62,6 +49,23 @@ finish where they are.
 
 
 KEY_NAMES = {"question_mark": "?", "equals_sign": "=", "plus": "+", "minus": "-"}
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def modes_section() -> str:
+    """One paragraph per registered mode, read from the registry now (with why, where it cannot run)."""
+    count = len(REGISTRY)
+    number = NUMBER_WORDS[count] if count < len(NUMBER_WORDS) else str(count)
+    lines = [f"## The {number} mode{'s' if count != 1 else ''}", ""]
+    for info in REGISTRY:
+        reason = info.reason_unavailable
+        missing = f" *(unavailable here: {reason})*" if reason is not None else ""
+        lines += [f"**{info.key} · {info.label}**{missing}: {info.help}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def explanation() -> str:
+    return INTRO + modes_section() + MODES_TAIL
 
 
 def keys_table(bindings: Iterable[BindingType]) -> str:
@@ -99,7 +103,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
-        self._text = EXPLANATION + keys_table(bindings) + "\n\nPress **escape** to close."
+        self._text = explanation() + keys_table(bindings) + "\n\nPress **escape** to close."
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:

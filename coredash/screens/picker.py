@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import on
@@ -13,9 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from coredash.cli import MAX_SIZE
-from coredash.defaults import MAX_JOBS
 from coredash.engine import Catalog, TaskInfo
+from coredash.engine.limits import LimitError, check_jobs, check_size
 
 
 @dataclass(frozen=True)
@@ -26,22 +26,27 @@ class JobChoice:
     run_now: bool
 
 
-def parse_count(text: str, what: str, maximum: int) -> int:
-    """A whole number from 1 to ``maximum``, or ValueError with a message for the user."""
+# int() reads no more digits than this; any such number is past every limit anyway.
+LONGEST_NUMBER = 4000
+
+
+def parse_count(text: str, what: str, check: Callable[[int], int]) -> int:
+    """A whole number the field's limit allows (``check``), or ValueError with a message for the user."""
     cleaned = text.strip().replace("_", "").replace(",", "")
     if not cleaned:
         raise ValueError(f"{what}: enter a whole number")
-    if cleaned.isdigit() and len(cleaned.lstrip("0")) > len(str(maximum)):
-        raise ValueError(f"{what}: at most {maximum:,}")  # (and int() refuses 4,300+ digits)
+    digits = cleaned.lstrip("0") or "0"
     try:
-        value = int(cleaned)
+        if digits.isdigit() and len(digits) > LONGEST_NUMBER:
+            value = 10 ** (len(digits) - 1)  # as many digits: the check says "at most …"
+        else:
+            value = int(cleaned)
     except ValueError:
         raise ValueError(f"{what}: {text.strip()!r} is not a whole number") from None
-    if value < 1:
-        raise ValueError(f"{what}: must be at least 1")
-    if value > maximum:
-        raise ValueError(f"{what}: at most {maximum:,}")
-    return value
+    try:
+        return check(value)
+    except LimitError as exc:
+        raise ValueError(f"{what}: {exc.problem}") from None
 
 
 def task_option(info: TaskInfo) -> Option:
@@ -172,8 +177,10 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
         error = self.query_one("#error", Static)
         try:
             info = self._catalog.get(self._task_name)
-            size = parse_count(self.query_one("#size", Input).value, "size", info.meta.max_size or MAX_SIZE)
-            jobs = parse_count(self.query_one("#jobs", Input).value, "jobs", MAX_JOBS)
+            size = parse_count(
+                self.query_one("#size", Input).value, "size", lambda n: check_size(n, info.meta.max_size)
+            )
+            jobs = parse_count(self.query_one("#jobs", Input).value, "jobs", check_jobs)
         except ValueError as exc:
             error.update(Content(str(exc)))
             return None

@@ -13,19 +13,30 @@ from textual.app import RenderResult
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from coredash.engine import Mode
+from coredash.engine import REGISTRY, Mode
 from coredash.units import format_seconds
 from coredash.view_model import Comparison, format_params
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
-from coredash.widgets.status_line import MODE_KEYS
+
 
 # Bars in the theme's colours; labels in its text variants (readable on light themes).
-MODE_BAR = {Mode.THREAD: "$warning", Mode.PROCESS: "$success", Mode.PROCESS_PER_JOB: "$secondary"}
-MODE_TEXT = {
-    Mode.THREAD: "$text-warning",
-    Mode.PROCESS: "$text-success",
-    Mode.PROCESS_PER_JOB: "$text-secondary",
-}
+def bar_colour(mode: Mode) -> str:
+    return f"${mode.info.colour}"
+
+
+def text_colour(mode: Mode) -> str:
+    return f"$text-{mode.info.colour}"
+
+
+def _mode_keys() -> Row:
+    """Every mode's key and label, from the registry: "t threads, p process pool, …"."""
+    row: Row = [("  ", "")]
+    for index, info in enumerate(REGISTRY):
+        if index:
+            row.append((", ", MUTED))
+        row += [(info.key, "bold $text-accent"), (f" {info.label}", MUTED)]
+    row.append((".", MUTED))
+    return row
 
 
 @dataclass(frozen=True)
@@ -44,15 +55,7 @@ def comparison_rows(data: ComparisonData, width: int) -> list[Row]:
                 ("r", "bold $text-accent"),
                 (") in each mode to compare them here:", MUTED),
             ],
-            [
-                ("  ", ""),
-                ("t", "bold $text-accent"),
-                (" threads, ", MUTED),
-                ("p", "bold $text-accent"),
-                (" process pool, ", MUTED),
-                ("s", "bold $text-accent"),
-                (" a process per job.", MUTED),
-            ],
+            _mode_keys(),
         ]
     # marker 2 + mode 16 + bar + makespan 9 + gap 2 + bar + parallelism 6 + speedup 9 + efficiency 6
     fixed, tail_room = 50, 16
@@ -73,19 +76,23 @@ def comparison_rows(data: ComparisonData, width: int) -> list[Row]:
     ]
     stale = False
     for mode, summary in found.rows:
-        marker = "▶ " if mode is data.current_mode else "  "
-        name: Row = [(marker, "bold $text-accent"), cell(mode.label, 16, f"bold {MODE_TEXT[mode]}")]
+        marker = "▶ " if mode == data.current_mode else "  "
+        name: Row = [(marker, "bold $text-accent"), cell(mode.label, 16, f"bold {text_colour(mode)}")]
         if summary is None:
+            reason = mode.info.reason_unavailable
+            if reason is not None:
+                rows.append([*name, (f"unavailable: {reason}", FAINT)])
+                continue
             how: Row = [("r", "bold $text-accent")]
-            if mode is not data.current_mode:
-                how = [(MODE_KEYS[mode], "bold $text-accent"), (" then ", FAINT), *how]
+            if mode != data.current_mode:
+                how = [(mode.info.key, "bold $text-accent"), (" then ", FAINT), *how]
             rows.append([*name, ("not run yet: press ", FAINT), *how])
             continue
         row: Row = [*name]
-        row += hbar(summary.makespan_s / longest, bar_width, MODE_BAR[mode])
+        row += hbar(summary.makespan_s / longest, bar_width, bar_colour(mode))
         row.append(cell(format_seconds(summary.makespan_s), 9, "bold", ">"))
         row.append("  ")
-        row += hbar(summary.parallelism / max(1, data.usable_cpus), bar_width, MODE_BAR[mode])
+        row += hbar(summary.parallelism / max(1, data.usable_cpus), bar_width, bar_colour(mode))
         row.append(cell(f"{summary.parallelism:.2f}", 6, "bold", ">"))
         speedup = "–" if summary.speedup is None else f"{summary.speedup:.2f}×"
         efficiency = "–" if summary.efficiency is None else f"{summary.efficiency:.0%}"

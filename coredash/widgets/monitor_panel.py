@@ -48,7 +48,8 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
     if sample is None:
         return [[("measuring… (the first CPU sample needs a moment)", MUTED)]]
     rows: list[Row] = []
-    in_threads = data.mode is Mode.THREAD
+    abilities = data.mode.abilities
+    in_threads = abilities.in_process
     process_note = ""
     if in_threads and data.running:
         process_note = "the jobs run in here"
@@ -66,7 +67,7 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
         [
             cell("executor threads", LABEL_WIDTH, "bold"),
             (f"{sample.plumbing_cores * 100:5.1f}% of a core", "bold"),
-            ("  pickling, IPC" if not in_threads else "  none on threads", MUTED),
+            ("  pickling, IPC" if abilities.pickles else "  none on threads", MUTED),
         ]
     )
     lag = data.lag
@@ -82,7 +83,7 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
             (" · ", FAINT),
             (f"p99 {lag.p99_ms:3.0f} ms", f"bold {style}"),
         ]
-        if lag.p99_ms >= 25 and in_threads and data.running:
+        if lag.p99_ms >= 25 and abilities.shares_ui_gil and data.running:
             row.append(("  UI waits for the GIL", MUTED))
         rows.append(row)
     return rows

@@ -9,10 +9,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from coredash.engine import Mode
+from coredash.engine import REGISTRY, Mode
 from coredash.view_model import format_params
-
-MODE_KEYS = {Mode.THREAD: "t", Mode.PROCESS: "p", Mode.PROCESS_PER_JOB: "s"}
 
 
 @dataclass(frozen=True)
@@ -46,12 +44,15 @@ class StatusLine(Widget):
     def render(self) -> RenderResult:
         data = self.data
         parts: list[tuple[str, str] | str] = [("coredash ", "bold $text-accent")]
-        for mode in (Mode.THREAD, Mode.PROCESS, Mode.PROCESS_PER_JOB):
-            label = f" {MODE_KEYS[mode]} {mode.label} "
-            if mode is data.mode:
+        for info in REGISTRY:  # read now: a mode registered at run time gets a chip too
+            label = f" {info.key} {info.label} "
+            click = f"@click=app.set_mode('{info.name}')"
+            if info.mode == data.mode:
                 parts.append((label, "bold reverse $accent"))
+            elif not info.available:  # still clickable: the click says why not
+                parts.append((label, f"$foreground 40% strike {click}"))
             else:
-                parts.append((label, f"$foreground 80% @click=app.set_mode('{mode.value}')"))
+                parts.append((label, f"$foreground 80% {click}"))
             parts.append(" ")
         draining = f" (+{data.draining} draining)" if data.draining else ""
         gil = "GIL on" if data.gil_enabled else "GIL off (free-threaded)"

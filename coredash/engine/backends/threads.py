@@ -13,6 +13,7 @@ from coredash.engine.worker import WorkerResult, lower_priority, run_job, run_jo
 if TYPE_CHECKING:
     from coredash.engine.modes import ModeInfo
 
+
 class ThreadBackend(Backend):
     def __init__(self, info: ModeInfo, ctx: BackendContext) -> None:
         super().__init__(info, ctx)
