@@ -8,27 +8,22 @@ never schedule anything.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import gc
-import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingsMap, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
+from coredash.commands import dashboard_bindings, dashboard_commands, with_registered_modes
 from coredash.defaults import APP_JOBS_PER_CORE
 from coredash.engine import (
     REGISTRY,
@@ -48,15 +43,7 @@ from coredash.engine import (
     max_workers_allowed,
     python_label,
 )
-from coredash.engine.backends import THREAD_NAME_PREFIX
-from coredash.lifecycle import (
-    QUIT_SIGNALS,
-    StopRequests,
-    detach_if_hung_up,
-    helpers_immune_to_ctrl_c,
-    ignore_stop_signals,
-    terminal_hung_up,
-)
+from coredash.lifecycle import QuitSignals, terminal_hung_up
 from coredash.loop_lag import LoopLagMonitor
 from coredash.sampling import CoreHistory, CpuSample, LoadAverager, PsutilSampler, Sampler
 from coredash.screens.help import HelpScreen
@@ -67,7 +54,6 @@ from coredash.view_model import (
     batch_progress,
     comparison,
     core_marks,
-    format_params,
     worker_rows,
 )
 from coredash.widgets.comparison import ComparisonData, ComparisonPanel
@@ -79,10 +65,9 @@ from coredash.widgets.status_line import StatusData, StatusLine
 from coredash.widgets.workers_panel import WorkersData, WorkersPanel
 
 if TYPE_CHECKING:
-    from coredash.engine import Catalog, Mode
+    pass
 
 MIN_SIZE = (80, 24)
-STRAY_GRACE_S = 0.8  # how long quitting waits for cancelled thread jobs to stop
 DASHBOARD_ACTIONS = frozenset(
     {
         "set_mode",
@@ -99,65 +84,6 @@ TOO_SMALL = (
     "coredash needs a terminal of at least {0}×{1}.\n\n"
     "This one is {2}×{3}: make it bigger, or press q to quit."
 )
-
-
-HEAD_BINDINGS = (
-    Binding("question_mark,f1", "help", "Help", key_display="?", id="help", tooltip="What each mode shows"),
-    Binding("q", "quit", "Quit", id="quit", tooltip="Stop all jobs and quit"),
-    Binding("r,enter", "run_batch", "Run", id="run", tooltip="Run a batch of the picked job"),
-)
-TAIL_BINDINGS = (
-    Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
-    Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
-    Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size and job count"),
-    Binding(
-        "plus,equals_sign",
-        "change_workers(1)",
-        "Worker",
-        key_display="+",
-        id="workers.more",
-        tooltip="One more worker",
-    ),
-    Binding(
-        "minus",
-        "change_workers(-1)",
-        "Worker",
-        key_display="-",
-        id="workers.fewer",
-        tooltip="One worker fewer",
-    ),
-    Binding("x", "clear_results", "Clear", id="clear", tooltip="Clear job history, comparisons, baselines"),
-)
-SET_MODE = "set_mode("
-
-
-def mode_bindings() -> list[Binding]:
-    """A key for every registered mode, read from REGISTRY now.
-
-    A mode that cannot run here keeps its key: pressing it says why (its tooltip
-    too). A key the dashboard already uses stays the dashboard's; the mode is
-    still in the status line and the palette.
-    """
-    taken = {key for binding in (*HEAD_BINDINGS, *TAIL_BINDINGS) for key in binding.key.split(",")}
-    bindings = []
-    for info in REGISTRY:
-        if info.key in taken:
-            continue
-        reason = info.reason_unavailable
-        bindings.append(
-            Binding(
-                info.key,
-                f"{SET_MODE}{info.name!r})",
-                info.short,
-                id=f"mode.{info.name.replace('-', '_')}",
-                tooltip=f"Switch executor to {info.label}" if reason is None else f"Unavailable: {reason}",
-            )
-        )
-    return bindings
-
-
-def dashboard_bindings() -> list[Binding]:
-    return [*HEAD_BINDINGS, *mode_bindings(), *TAIL_BINDINGS]
 
 
 class CoredashApp(App[int]):
@@ -177,7 +103,7 @@ class CoredashApp(App[int]):
     ]
     # Footer order is priority order: a narrow terminal crops from the right,
     # so help and quit come first. Modes as registered at import: every app
-    # re-reads the registry for its own keys (see _bind_registered_modes).
+    # re-reads the registry for its own keys (commands.with_registered_modes).
     BINDINGS: ClassVar[list[BindingType]] = list(dashboard_bindings())
 
     def __init__(
@@ -197,7 +123,7 @@ class CoredashApp(App[int]):
     ) -> None:
         super().__init__()
         self.dashboard_bindings = dashboard_bindings()
-        self._bind_registered_modes()
+        self._bindings = with_registered_modes(self._bindings)
         self.engine = engine
         info = engine.catalog.get(task)
         self.task_name = info.name
@@ -221,25 +147,7 @@ class CoredashApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._quitting = False
         self._quit_requested = False
-        self._signals: dict[int, Any] = {}  # handled signal -> the handler before ours
-        self._restore_sigcont: Any = None
-
-    def _bind_registered_modes(self) -> None:
-        """Give this app a key for every mode registered now, where the class has its mode keys.
-
-        Textual merges a class's BINDINGS once, when the class is created, so a
-        mode registered after import would get no key and no footer entry. The
-        app's own binding map (which App.__init__ has completed with the palette
-        key) is rebuilt with the registry's mode keys in place of the class's.
-        """
-        old = list(self._bindings)
-        is_mode = [binding.action.startswith(SET_MODE) for _, binding in old]
-        at = is_mode.index(True) if any(is_mode) else len(old)
-        others = [pair for pair, mode in zip(old, is_mode, strict=True) if not mode]
-        keys: dict[str, list[Binding]] = {}
-        for key, binding in [*others[:at], *BindingsMap(mode_bindings()), *others[at:]]:
-            keys.setdefault(key, []).append(binding)
-        self._bindings = BindingsMap.from_keys(keys)
+        self._quit_signals = QuitSignals(self._quit_from_signal)
 
     # --- layout -----------------------------------------------------------
 
@@ -268,7 +176,7 @@ class CoredashApp(App[int]):
 
     def on_mount(self) -> None:
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
-        self._handle_signals()
+        self._quit_signals.install()
         self.sampler.prime()
         if self._measure_lag:
             self.run_worker(self.lag.run(), name="loop-lag", group="monitor", exit_on_error=False)
@@ -284,41 +192,6 @@ class CoredashApp(App[int]):
         # jobs those collections were the event loop's longest stalls (~50-130 ms).
         gc.collect()
         gc.freeze()
-
-    def _handle_signals(self) -> None:
-        """A closed terminal (SIGHUP) or a plain ``kill`` (SIGTERM) quits like q does.
-
-        The default action would end coredash at once and leave worker processes
-        to finish their jobs as orphans.
-        """
-        loop = asyncio.get_running_loop()
-        for signum in QUIT_SIGNALS:
-            previous = signal.getsignal(signum)
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._quit_from_signal)
-                self._signals[signum] = previous
-        if any(isinstance(old, StopRequests) and old.received for old in self._signals.values()):
-            self._quit_from_signal()  # a stop signal came while coredash was starting
-        self._guard_resume()
-
-    def _guard_resume(self) -> None:
-        """Do not redraw into a terminal that has been closed.
-
-        Textual restarts its screen on SIGCONT (the return from ctrl+z), and a
-        closed terminal sends SIGCONT along with SIGHUP: the restart would add a
-        second input thread, and both spin on the dead terminal while coredash
-        tries to quit.
-        """
-        previous = signal.getsignal(signal.SIGCONT)
-        if not callable(previous) or threading.current_thread() is not threading.main_thread():
-            return
-
-        def on_continue(signum: int, frame: Any) -> None:
-            if not terminal_hung_up():
-                previous(signum, frame)
-
-        signal.signal(signal.SIGCONT, on_continue)
-        self._restore_sigcont = previous
 
     def _quit_from_signal(self) -> None:
         if terminal_hung_up():
@@ -602,15 +475,7 @@ class CoredashApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._quitting = True
-        loop = asyncio.get_running_loop()
-        for signum, previous in self._signals.items():
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)  # (this resets the default action)
-                if previous is not None:
-                    signal.signal(signum, previous)
-        if self._restore_sigcont is not None:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGCONT, self._restore_sigcont)
+        self._quit_signals.restore()
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.engine.close(grace=1.0)
@@ -627,114 +492,4 @@ class CoredashApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        engine = self.engine
-        for info in REGISTRY:
-            if info.mode == engine.mode:
-                continue
-            reason = info.reason_unavailable
-            yield SystemCommand(
-                f"Mode: {info.label}",
-                f"Switch executor to {info.label} (queued jobs follow; running ones finish)"
-                if reason is None
-                else f"Unavailable: {reason}",
-                lambda name=info.name: self.action_set_mode(name),
-            )
-        params = format_params(engine.catalog.get(self.task_name).params_for(self.task_size))
-        yield SystemCommand(
-            "Run batch",
-            f"{self.task_name} {params} ×{self.task_jobs} on {engine.mode.label}",
-            self.action_run_batch,
-        )
-        yield SystemCommand("Pick job", "Choose task, size and job count", self.action_pick_job)
-        if engine.workers < max_workers_allowed(engine.usable_cpus):
-            yield SystemCommand("Add worker", f"{engine.workers} → {engine.workers + 1}", self._more)
-        if engine.workers > 1:
-            yield SystemCommand("Remove worker", f"{engine.workers} → {engine.workers - 1}", self._fewer)
-        counts = self.snapshot_source().counts
-        if counts.get(JobState.QUEUED, 0):
-            yield SystemCommand(
-                "Cancel queued", f"{counts[JobState.QUEUED]} job(s) waiting", self.action_cancel_queued
-            )
-        if counts.get(JobState.RUNNING, 0) + counts.get(JobState.DISPATCHED, 0):
-            yield SystemCommand("Kill running", "Stop the running jobs", self.action_kill_running)
-        yield SystemCommand("Clear results", "Forget ended jobs and comparisons", self.action_clear_results)
-        yield SystemCommand("Help", "What each mode demonstrates, and every key", self.action_help)
-
-    def _more(self) -> None:
-        self.action_change_workers(1)
-
-    def _fewer(self) -> None:
-        self.action_change_workers(-1)
-
-
-@dataclass(frozen=True)
-class AppOptions:
-    """What ``run_app`` needs: the command line's choices, checked (``coredash.engine.limits``)."""
-
-    mode: Mode
-    workers: int | None
-    task: str
-    size: int | None
-    jobs: int
-    refresh: float
-    start_method: str | None
-    catalog: Catalog
-    job_timeout: float | None = None
-    memory_limit_mb: int | None = None
-    worker_nice: int = 0
-
-
-def stray_job_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX) and t.is_alive()]
-
-
-def run_app(options: AppOptions) -> int:
-    StopRequests().install()
-    # The engine is built before the app runs: multiprocessing's helper processes
-    # must start while sys.stderr is still the real one (Textual replaces it).
-    with helpers_immune_to_ctrl_c():
-        engine = Engine(
-            mode=options.mode,
-            workers=options.workers,
-            start_method=options.start_method,
-            catalog=options.catalog,
-            job_timeout=options.job_timeout,
-            memory_limit_mb=options.memory_limit_mb,
-            worker_nice=options.worker_nice,
-        )
-    app = CoredashApp(
-        engine,
-        task=options.task,
-        size=options.size,
-        jobs=options.jobs,
-        refresh=options.refresh,
-    )
-    # Thread jobs share this process: a job calling input() must not read the keys
-    # the UI reads (Textual reads the real stdin through sys.__stdin__).
-    sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
-    code = app.run()
-    # From here on the quit is under way: a further stop signal must not cut the
-    # clean-up short, nor turn exit status 0 into "Terminated" as Python's
-    # own handlers are reset at exit (an ignored signal stays ignored).
-    ignore_stop_signals(QUIT_SIGNALS)
-    detach_if_hung_up()
-    # Cancelled thread jobs stop at their next checkpoint(): usually a moment away.
-    deadline = time.monotonic() + STRAY_GRACE_S
-    for thread in stray_job_threads():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    strays = stray_job_threads()
-    if strays:
-        # A thread cannot be killed, and Python waits for executor threads at exit.
-        # The terminal is restored by now; do not keep the user waiting on a job
-        # that ignores the cancel flag.
-        sys.stderr.write(
-            f"coredash: {len(strays)} thread job(s) ignored the cancel request; exiting without them\n"
-        )
-        sys.stderr.flush()
-        sys.stdout.flush()
-        # os._exit skips the exit handlers: run them first (multiprocessing's
-        # remove its temporary folder and stop its helper processes).
-        with contextlib.suppress(Exception):
-            atexit._run_exitfuncs()
-        os._exit(code or 0)
-    return code or 0
+        yield from dashboard_commands(self)

@@ -277,7 +277,7 @@ def _run(argv: list[str]) -> int:
     info = catalog.get(args.task)
     if args.size is not None:
         info.check_size(args.size)
-    from coredash.app import AppOptions, run_app  # the UI is imported only when it is wanted
+    from coredash.launch import AppOptions, run_app  # the UI is imported only when it is wanted
 
     options = AppOptions(
         mode=args.mode,

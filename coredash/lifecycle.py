@@ -14,7 +14,8 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -269,3 +270,57 @@ def report_stop(stop: KeyboardInterrupt) -> int:
         return 128 + stop.signum
     say("coredash: interrupted\n")
     return 130
+
+
+class QuitSignals:
+    """In a running app: a closed terminal (SIGHUP) or a plain ``kill`` (SIGTERM) quits like q does.
+
+    The default action would end coredash at once and leave worker processes to
+    finish their jobs as orphans. ``restore()`` puts the previous handlers back.
+    """
+
+    def __init__(self, quit: Callable[[], None]) -> None:
+        self._quit = quit
+        self._previous: dict[int, Any] = {}  # handled signal -> the handler before ours
+        self._previous_sigcont: Any = None
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            previous = signal.getsignal(signum)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._quit)
+                self._previous[signum] = previous
+        if any(isinstance(old, StopRequests) and old.received for old in self._previous.values()):
+            self._quit()  # a stop signal came while coredash was starting
+        self._guard_resume()
+
+    def _guard_resume(self) -> None:
+        """Do not redraw into a terminal that has been closed.
+
+        Textual restarts its screen on SIGCONT (the return from ctrl+z), and a
+        closed terminal sends SIGCONT along with SIGHUP: the restart would add a
+        second input thread, and both spin on the dead terminal while coredash
+        tries to quit.
+        """
+        previous = signal.getsignal(signal.SIGCONT)
+        if not callable(previous) or threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_continue(signum: int, frame: Any) -> None:
+            if not terminal_hung_up():
+                previous(signum, frame)
+
+        signal.signal(signal.SIGCONT, on_continue)
+        self._previous_sigcont = previous
+
+    def restore(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum, previous in self._previous.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)  # (this resets the default action)
+                if previous is not None:
+                    signal.signal(signum, previous)
+        if self._previous_sigcont is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGCONT, self._previous_sigcont)

@@ -103,11 +103,11 @@ def fail(ms: int = 50) -> None:
 )
 def crash(ms: int = 50, how: str = "kill") -> None:
     if multiprocessing.parent_process() is None:
-        # A thread worker (or a serial run) lives inside coredash itself: ending
-        # "its worker" would end coredash. Refuse, visibly.
+        # An in-process worker (a thread, or a serial run) lives inside coredash
+        # itself: ending "its worker" would end coredash. Refuse, visibly.
         raise RuntimeError(
-            "crash refused: this job runs inside the coredash process "
-            "(thread mode), where killing the worker would kill coredash"
+            "crash refused: this job runs inside the coredash process, "
+            "where killing the worker would kill coredash"
         )
     if how not in CRASH_METHODS:
         raise ValueError(f"unknown crash method {how!r}; use one of {', '.join(CRASH_METHODS)}")
