@@ -22,6 +22,7 @@ from coredash.defaults import (
 )
 from coredash.engine import REGISTRY, Catalog, CatalogError, Mode, limits, usable_cpus
 from coredash.engine.limits import MAX_NICE, LimitError, shown
+from coredash.engine.modes import DEFAULT_MODE
 from coredash.engine.platform import START_METHODS
 from coredash.lifecycle import report_stop, stop_at_the_first_signal
 
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands: 'coredash bench --help', 'coredash tasks'",
     )
     parser.add_argument("--version", action="version", version=f"coredash {__version__}")
-    parser.add_argument("--mode", type=mode_name, default=Mode.THREAD, help=modes_help())
+    parser.add_argument("--mode", type=mode_name, default=DEFAULT_MODE, help=modes_help())
     parser.add_argument(
         "--workers", type=worker_count, default=None, help="jobs run at once (default: usable cores)"
     )

@@ -41,6 +41,7 @@ from coredash.engine.model import (
     Mode,
     PoolNotice,
 )
+from coredash.engine.modes import DEFAULT_MODE
 from coredash.engine.scheduler import EngineError, Scheduler
 from coredash.engine.stats import Baseline, Baselines, BatchStats
 from coredash.engine.worker import WorkerResult
@@ -62,7 +63,7 @@ class Engine(Scheduler):
     def __init__(
         self,
         *,
-        mode: Mode | str = Mode.THREAD,
+        mode: Mode | str = DEFAULT_MODE,
         workers: int | None = None,
         start_method: str | None = None,
         catalog: Catalog | None = None,

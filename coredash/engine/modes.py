@@ -262,3 +262,5 @@ Mode.PROCESS_PER_JOB = REGISTRY.register(
 # Serial baselines run here whatever the current mode: alone, in a fresh process,
 # so one baseline serves every mode and their speedups compare.
 BASELINE_MODE = Mode.PROCESS_PER_JOB
+# What coredash starts in when nobody says: the GIL's story begins with threads.
+DEFAULT_MODE = Mode.THREAD

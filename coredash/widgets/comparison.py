@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from coredash.engine import REGISTRY, Mode
+from coredash.engine.modes import DEFAULT_MODE
 from coredash.units import format_seconds
 from coredash.view_model import Comparison, format_params
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
@@ -43,7 +44,7 @@ def _mode_keys() -> Row:
 class ComparisonData:
     comparison: Comparison | None = None
     usable_cpus: int = 1
-    current_mode: Mode = Mode.THREAD
+    current_mode: Mode = DEFAULT_MODE
 
 
 def comparison_rows(data: ComparisonData, width: int) -> list[Row]:

@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from coredash.engine import Mode
+from coredash.engine.modes import DEFAULT_MODE
 from coredash.loop_lag import LagStats
 from coredash.sampling import ProcessLoad
 from coredash.widgets._parts import FAINT, MUTED, Row, cell, content, hbar
@@ -25,7 +26,7 @@ LABEL_WIDTH = 17
 class MonitorData:
     load: ProcessLoad | None = None
     lag: LagStats | None = None
-    mode: Mode = Mode.THREAD
+    mode: Mode = DEFAULT_MODE
     usable_cpus: int = 1
     running: int = 0
 

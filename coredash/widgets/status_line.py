@@ -10,12 +10,13 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from coredash.engine import REGISTRY, Mode
+from coredash.engine.modes import DEFAULT_MODE
 from coredash.view_model import format_params
 
 
 @dataclass(frozen=True)
 class StatusData:
-    mode: Mode = Mode.THREAD
+    mode: Mode = DEFAULT_MODE
     workers: int = 1
     usable_cpus: int = 1
     python: str = ""
