@@ -326,7 +326,6 @@ class Scheduler(ABC):
             self._changed(record)
 
     async def _run(self, unit: Unit, backend: Backend, slot: int) -> None:
-        await asyncio.sleep(0)  # let _dispatch finish registering the unit
         try:
             outcomes = await backend.run(unit)
         finally:
