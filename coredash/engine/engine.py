@@ -38,10 +38,9 @@ from coredash.engine.model import (
     JobChanged,
     JobRecord,
     JobState,
-    Mode,
     PoolNotice,
 )
-from coredash.engine.modes import DEFAULT_MODE
+from coredash.engine.modes import DEFAULT_MODE, Mode
 from coredash.engine.scheduler import EngineError, Scheduler
 from coredash.engine.stats import Baseline, Baselines, BatchStats
 from coredash.engine.worker import WorkerResult

@@ -13,22 +13,6 @@ from typing import Any
 
 from coredash.engine.modes import Mode
 
-__all__ = [
-    "TERMINAL_STATES",
-    "BatchFinished",
-    "BatchRecord",
-    "BatchSummary",
-    "ConfigChanged",
-    "EngineEvent",
-    "EngineSnapshot",
-    "HistoryCleared",
-    "JobChanged",
-    "JobRecord",
-    "JobState",
-    "Mode",
-    "PoolNotice",
-]
-
 
 class JobState(StrEnum):
     QUEUED = "queued"

@@ -165,9 +165,6 @@ class ModeRegistry:
                 return info
         raise ValueError(f"unknown mode {text!r}; choose from {self.names()}")
 
-    def by_key(self, key: str) -> ModeInfo | None:
-        return next((info for info in self._modes.values() if info.key == key), None)
-
 
 REGISTRY = ModeRegistry()
 

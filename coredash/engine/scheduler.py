@@ -31,8 +31,8 @@ from coredash.engine.backends.base import Backend, BackendContext, Outcome, Unit
 from coredash.engine.catalog import Catalog
 from coredash.engine.chunking import RunEstimates, chunk_size, take_unit
 from coredash.engine.jobqueue import JobQueue
-from coredash.engine.model import ConfigChanged, EngineEvent, JobRecord, JobState, Mode, PoolNotice
-from coredash.engine.modes import BASELINE_MODE, REGISTRY, ModeInfo
+from coredash.engine.model import ConfigChanged, EngineEvent, JobRecord, JobState, PoolNotice
+from coredash.engine.modes import BASELINE_MODE, REGISTRY, Mode, ModeInfo
 from coredash.engine.platform import START_METHODS, default_start_method, usable_cpus
 from coredash.engine.worker import JobSpec, ReportReader, StartReport, WorkerLimits
 from coredash.taskapi import CancelFlag

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from coredash.engine.chunking import EstimateKey, params_key
-from coredash.engine.model import BatchRecord, BatchSummary, JobRecord, JobState, Mode
+from coredash.engine.model import BatchRecord, BatchSummary, JobRecord, JobState
+from coredash.engine.modes import Mode
 
 
 class Baseline(NamedTuple):

@@ -123,10 +123,6 @@ class Backend(ABC):
         self.closed = False
 
     @property
-    def mode(self) -> str:
-        return self.info.name
-
-    @property
     def reusable(self) -> bool:
         """False once no new job should go here (a worker was killed, the pool broke)."""
         return not self.closed
