@@ -38,6 +38,10 @@ class TaskRef:
     path: str | None = None  # set for modules loaded from a file
 
 
+# Size units that are durations: seconds per unit.
+_TIME_UNITS = {"s": 1.0, "ms": 0.001}
+
+
 @dataclass(frozen=True, slots=True)
 class TaskInfo:
     name: str
@@ -71,6 +75,14 @@ class TaskInfo:
         if limit is not None and size > limit:
             unit = f" {self.meta.size_unit}" if self.meta.size_unit else ""
             raise CatalogError(f"{self.name}: size {size:,}{unit} is over its limit of {limit:,}{unit}")
+
+    def expected_run_s(self, params: dict[str, Any]) -> float | None:
+        """How long one job runs, where its size says so (a size in s or ms is a duration)."""
+        scale = _TIME_UNITS.get(self.meta.size_unit)
+        size = params.get(self.size_param)
+        if scale is None or not isinstance(size, int | float) or isinstance(size, bool):
+            return None
+        return float(size) * scale
 
     def params_for(self, size: int | None = None, **extra: Any) -> dict[str, Any]:
         """User-facing parameters for one job: the size knob plus any extras."""

@@ -1,22 +1,60 @@
 """Which queued jobs go to a worker together: tiny jobs travel in chunks.
 
 One executor call (one pickle, one IPC round trip, one loop wake-up) for many
-jobs, so coredash's bookkeeping costs less than the executor call it wraps. Only
-a task (and size) whose measured run time is under TINY_JOB_S is chunked, into
-units of about CHUNK_TARGET_S of work: short enough that the dashboard still sees
-workers change jobs several times a frame.
+jobs, so coredash's bookkeeping costs less than the executor call it wraps. With
+the ``auto`` policy only a task (and size) whose measured run time is under
+TINY_JOB_S is chunked, into units of about CHUNK_TARGET_S of work: short enough
+that the dashboard still sees workers change jobs several times a frame. ``off``
+sends every job alone (one round trip each: the cost chunking hides), and a fixed
+N sends up to N measured jobs a call. A chunk never mixes tasks or batches.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from coredash.engine.model import JobRecord
+if TYPE_CHECKING:  # model imports this module (its records carry a ChunkPolicy)
+    from coredash.engine.model import JobRecord
 
 TINY_JOB_S = 0.002
 CHUNK_TARGET_S = 0.01
 MAX_CHUNK = 256  # the loop digests a chunk's results in one go: keep that a few ms
+MAX_FIXED_CHUNK = 1000  # a fixed N past this stalls the loop while it digests one chunk
+# A running chunk cannot be cancelled or killed job by job: a fixed N is held to
+# about this much measured work per call, so c and k land within about a second.
+MAX_CHUNK_WORK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPolicy:
+    """How many jobs one executor call may carry: auto (size None), off (1) or a fixed N."""
+
+    size: int | None = None
+
+    @property
+    def auto(self) -> bool:
+        return self.size is None
+
+    def __str__(self) -> str:
+        """As typed: "auto", "off" or the number (the CLI, the picker and JSON read it back)."""
+        if self.size is None:
+            return "auto"
+        return "off" if self.size == 1 else str(self.size)
+
+    def describe(self, mean_chunk: float | None = None) -> str:
+        """How a batch was chunked: "chunk 1", "chunk auto (≈40)", "chunk 64 (≈58)"."""
+        if self.size == 1:
+            return "chunk 1"
+        setting = "auto" if self.size is None else str(self.size)
+        if mean_chunk is None or (self.size is not None and round(mean_chunk) == self.size):
+            return f"chunk {setting}"
+        return f"chunk {setting} (≈{mean_chunk:.0f})"
+
+
+AUTO = ChunkPolicy()
+OFF = ChunkPolicy(1)
 
 ParamsKey = tuple[tuple[str, str], ...]
 EstimateKey = tuple[str, ParamsKey]
@@ -53,10 +91,17 @@ class RunEstimates:
         self._estimates[key] = run_s if previous is None else 0.8 * previous + 0.2 * run_s
 
 
-def chunk_size(head: JobRecord, estimate: float | None, queued: int, workers: int) -> int:
+def chunk_size(
+    head: JobRecord, estimate: float | None, queued: int, workers: int, policy: ChunkPolicy = AUTO
+) -> int:
     """How many jobs like ``head`` to send in one executor call (1: no chunking)."""
-    if head.exclusive or head.alone or estimate is None or estimate >= TINY_JOB_S:
-        return 1  # not measured yet, or big enough to be worth its own call
+    if head.exclusive or head.alone or estimate is None or policy.size == 1:
+        return 1  # a baseline, a job whose chunk broke, not measured yet, or chunking off
+    if policy.size is not None:
+        # The number asked for, held to about a second of measured work per call.
+        return max(1, min(policy.size, int(MAX_CHUNK_WORK_S / max(estimate, 1e-6))))
+    if estimate >= TINY_JOB_S:
+        return 1  # big enough to be worth its own call
     # Enough work to amortise the call, spread so every worker gets a share.
     fair_share = -(-queued // max(1, workers))
     return max(1, min(MAX_CHUNK, int(CHUNK_TARGET_S / max(estimate, 1e-6)), fair_share))
@@ -74,6 +119,7 @@ def take_unit(queue: deque[JobRecord], size: int, estimates: RunEstimates) -> li
             or record.alone
             or record.cancel_requested
             or record.task != head.task
+            or record.batch_id != head.batch_id  # a batch's figures are its own jobs'
             or (record.params is not head.params and estimates.key(record) != key)
         ):
             break

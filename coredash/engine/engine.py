@@ -27,6 +27,7 @@ from typing import Any, Self
 from coredash.engine import limits
 from coredash.engine.backends.base import Outcome
 from coredash.engine.catalog import Catalog
+from coredash.engine.chunking import AUTO, ChunkPolicy
 from coredash.engine.jobqueue import SUBMIT_SLICE
 from coredash.engine.model import (
     BatchFinished,
@@ -72,7 +73,7 @@ class Engine(Scheduler):
         job_timeout: float | None = None,
         memory_limit_mb: int | None = None,
         worker_nice: int = 0,
-        chunking: bool = True,
+        chunk: ChunkPolicy | str | int | None = AUTO,
     ) -> None:
         self._listeners: list[Listener] = []
         self._event_queues: list[asyncio.Queue[EngineEvent | None]] = []
@@ -93,7 +94,7 @@ class Engine(Scheduler):
             job_timeout=job_timeout,
             memory_limit_mb=memory_limit_mb,
             worker_nice=worker_nice,
-            chunking=chunking,
+            chunk=chunk,
         )
         self.keep_results = keep_results
         self.history = history
@@ -156,6 +157,7 @@ class Engine(Scheduler):
             batches=batch_list,
             counts=counts,
             draining=len(self._retiring),
+            chunk=self._chunk,
         )
 
     def job(self, job_id: int) -> JobRecord | None:
@@ -222,6 +224,8 @@ class Engine(Scheduler):
         info = self.catalog.get(task)
         params = dict(params) if params is not None else info.params_for()
         info.check_params(params)
+        if not exclusive:  # (a baseline runs in a fresh process whatever the mode)
+            self._refuse_long_blocking(info.name, params)
         self._ensure_started()
         record = JobRecord(
             id=self._next_job_id, task=info.name, params=params, batch_id=None, submitted=time.monotonic()
@@ -257,6 +261,38 @@ class Engine(Scheduler):
         found = self._baselines.get(task, params)
         return None if found is None else jobs * found.run_s
 
+    def expected_run_s(self, task: str, params: dict[str, Any]) -> float | None:
+        """How long one job of this task and size runs, as measured here, else as its size says.
+
+        The serial baseline first (a job alone, as blocking join runs them), then what
+        batches measured (in any mode: beside others it may read slower).
+        """
+        baseline = self._baselines.get(task, params)
+        if baseline is not None:
+            return baseline.run_s
+        measured = self._estimates.get(JobRecord(id=0, task=task, params=params, batch_id=None))
+        return measured if measured is not None else self.catalog.get(task).expected_run_s(params)
+
+    def blocking_refusal(self, task: str, params: dict[str, Any]) -> str | None:
+        """Why jobs of this task and size may not run in the current mode (None: they may).
+
+        Only a mode that blocks the event loop refuses, and only jobs expected to
+        block it past limits.MAX_BLOCKING_JOB_S; one that runs longer all the same
+        is killed there.
+        """
+        if not self._mode.abilities.blocks_loop:
+            return None
+        why = limits.blocking_refusal(self.expected_run_s(task, params), self.job_timeout)
+        if why is None:
+            return None
+        info = self.catalog.get(task)
+        return f"{info.name} {info.size_param}={limits.shown(params.get(info.size_param))}: {why}"
+
+    def _refuse_long_blocking(self, task: str, params: dict[str, Any]) -> None:
+        why = self.blocking_refusal(task, params)
+        if why is not None:
+            raise EngineError(f"{why}; choose a smaller size, or a mode that does not block the loop")
+
     def submit_batch(self, task: str, count: int, params: dict[str, Any] | None = None) -> BatchRecord:
         """Queue ``count`` identical jobs as one batch, measured as a whole."""
         info = self.catalog.get(task)
@@ -264,6 +300,7 @@ class Engine(Scheduler):
             raise EngineError(f"a batch needs at least one job, not {count!r}")
         params = dict(params) if params is not None else info.params_for()
         info.check_params(params)
+        self._refuse_long_blocking(info.name, params)
         self._ensure_started()
         batch = BatchRecord(
             id=self._next_batch_id,
@@ -273,6 +310,7 @@ class Engine(Scheduler):
             mode=self._mode,
             workers=self._workers,
             submitted=time.monotonic(),
+            chunk=self._chunk,
         )
         self._next_batch_id += 1
         self._batches[batch.id] = batch
@@ -289,6 +327,10 @@ class Engine(Scheduler):
         batch = self._batches.get(batch_id)
         if batch is not None and batch.first_dispatched is None:
             batch.first_dispatched = now
+
+    def _chunk_policy_for(self, record: JobRecord) -> ChunkPolicy:
+        batch = self._batches.get(record.batch_id) if record.batch_id is not None else None
+        return batch.chunk if batch is not None else self._chunk
 
     def _register(self, record: JobRecord) -> None:
         self._jobs[record.id] = record

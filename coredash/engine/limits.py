@@ -12,12 +12,19 @@ import math
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from coredash.engine.chunking import AUTO, MAX_FIXED_CHUNK, OFF, ChunkPolicy
+
 MAX_SIZE = 10**12
 MAX_JOBS = 100_000  # more jobs than this in one batch is a typo, not an experiment
 MAX_JOB_TIMEOUT_S = 7 * 24 * 3600
 MIN_MEMORY_LIMIT_MB = 256  # a worker's address-space limit below this stops Python itself from starting
 MAX_MEMORY_LIMIT_MB = 1 << 30  # 1 PiB: past anything real, and still a valid rlimit
 MAX_NICE = 19
+# The most one job may block the event loop (the blocking join mode): the picker,
+# the command line and the engine refuse sizes expected to run longer, and a job
+# that runs longer all the same is killed there. Ten seconds of a frozen dashboard
+# make the point; an hour would look like a hang.
+MAX_BLOCKING_JOB_S = 10.0
 
 
 class LimitError(ValueError):
@@ -57,6 +64,7 @@ MEMORY_LIMIT = Limit(
     f"address space to start) to {MAX_MEMORY_LIMIT_MB}",
 )
 NICE = Limit("worker_nice", f"a whole number from 0 to {MAX_NICE}")
+CHUNK = Limit("chunk", f"auto, off or a whole number of jobs per call from 1 to {MAX_FIXED_CHUNK:,}")
 
 
 def workers_limit(cpus: int | None = None) -> Limit:
@@ -181,6 +189,44 @@ def check_nice(value: object) -> int:
     return value
 
 
+def check_chunk(value: object) -> ChunkPolicy:
+    """Jobs per executor call: a ChunkPolicy, "auto", "off", or a whole number (1 is off)."""
+    if isinstance(value, ChunkPolicy):
+        value = value.size if value.size is not None else "auto"
+    if value is None or value == "auto":
+        return AUTO
+    if value == "off":
+        return OFF
+    if not _is_whole(value):
+        raise CHUNK.refuse(value, f"expected auto, off or a whole number of jobs, got {shown(value)}")
+    if value < 1:
+        raise CHUNK.refuse(value, f"must be at least 1 (1 is the same as off), got {shown(value)}")
+    if value > MAX_FIXED_CHUNK:
+        raise CHUNK.refuse(
+            value,
+            f"at most {MAX_FIXED_CHUNK:,} jobs per call (more stalls the dashboard), got {shown(value)}",
+        )
+    return OFF if value == 1 else ChunkPolicy(value)
+
+
+def blocking_refusal(expected_s: float | None, job_timeout: float | None = None) -> str | None:
+    """Why a job expected to run ``expected_s`` seconds may not block the event loop (None: it may).
+
+    Unknown run times pass: the cap itself ends such a job, with its reason.
+    """
+    if expected_s is None or expected_s <= MAX_BLOCKING_JOB_S:
+        return None
+    if job_timeout is not None and job_timeout <= MAX_BLOCKING_JOB_S:
+        return None  # the job timeout ends it sooner
+    from coredash.units import format_seconds
+
+    return (
+        f"each job would block the event loop for about {format_seconds(expected_s)}, and blocking "
+        f"join lets one job block it for at most {MAX_BLOCKING_JOB_S:g} s "
+        "(nothing is drawn and no key is read meanwhile)"
+    )
+
+
 # --- text a person typed: parsed, then the same checks ---
 
 
@@ -217,6 +263,13 @@ def parse_job_timeout(text: str) -> float:
 
 def parse_memory_limit(text: str) -> int:
     return check_memory_limit(parse_whole(text, MEMORY_LIMIT))
+
+
+def parse_chunk(text: str) -> ChunkPolicy:
+    word = text.strip().lower()
+    if word in ("auto", "off"):
+        return check_chunk(word)
+    return check_chunk(parse_whole(text, CHUNK, "auto, off or a whole number of jobs"))
 
 
 def parse_nice(text: str) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from coredash.engine.chunking import AUTO, ChunkPolicy
 from coredash.engine.modes import Mode
 
 
@@ -135,6 +136,10 @@ class JobRecord:
             # "coredash-worker_0" -> "thread 0": the pool's own numbering, then the OS id.
             number = (self.thread_name or "").rpartition("_")[2]
             return f"thread {number} · tid {self.thread_id}" if number.isdigit() else f"tid {self.thread_id}"
+        if self.mode is not None and self.mode.abilities.placement == "interpreter":
+            # The worker names its thread "interpreter <id>" from inside (PEP 734's ids).
+            name = self.thread_name if (self.thread_name or "").startswith("interpreter") else "interpreter"
+            return f"{name} · tid {self.thread_id}"
         return f"pid {self.pid}"
 
 
@@ -161,10 +166,22 @@ class BatchSummary:
     serial_s: float | None  # jobs x the baseline: one job alone in a fresh process
     speedup: float | None  # serial_s / makespan_s
     efficiency: float | None  # speedup / min(workers, usable cores)
+    chunk: ChunkPolicy = AUTO  # the batch's chunk setting
+    mean_chunk: float | None = None  # jobs per executor call, as dispatched (None: none was)
 
     @property
     def complete(self) -> bool:
         return self.done == self.jobs
+
+    @property
+    def jobs_per_s(self) -> float:
+        """Finished jobs per second of makespan: what chunking (or its absence) changes most."""
+        return self.done / self.makespan_s
+
+    @property
+    def chunk_text(self) -> str:
+        """How its jobs went to the workers: "chunk 1", "chunk auto (≈40)"."""
+        return self.chunk.describe(self.mean_chunk)
 
 
 @dataclass(slots=True)
@@ -176,6 +193,7 @@ class BatchRecord:
     mode: Mode  # mode when submitted
     workers: int  # worker count when submitted
     submitted: float
+    chunk: ChunkPolicy = AUTO  # its jobs are dispatched with this chunk setting, whatever comes later
     first_dispatched: float | None = None  # makespan runs from here to the last completion
     job_ids: list[int] = field(default_factory=list)
     ended: int = 0  # jobs in a terminal state
@@ -202,6 +220,7 @@ class BatchFinished:
 class ConfigChanged:
     mode: Mode
     workers: int
+    chunk: ChunkPolicy = AUTO  # for batches submitted from now on
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +252,4 @@ class EngineSnapshot:
     batches: tuple[BatchRecord, ...]  # newest last (capped)
     counts: dict[JobState, int]  # queued/dispatched/running now; ended ones since the last clear
     draining: int  # retired executors still finishing jobs after a mode/worker change
+    chunk: ChunkPolicy = AUTO  # the chunk setting new batches get

@@ -32,6 +32,8 @@ class Mode(str):
     THREAD: ClassVar[Mode]
     PROCESS: ClassVar[Mode]
     PROCESS_PER_JOB: ClassVar[Mode]
+    INTERPRETERS: ClassVar[Mode]
+    BLOCKING: ClassVar[Mode]
 
     @property
     def value(self) -> str:
@@ -71,6 +73,9 @@ class Abilities:
     cpu_clock: CpuClock
     start_cost: StartCost
     placement: Placement
+    # Runs each job on the event loop's own thread, blocking it (the seed's process.join()):
+    # one job at a time whatever the worker count, and nothing is drawn meanwhile.
+    blocks_loop: bool = False
 
 
 _MODES: dict[str, Mode] = {}
@@ -177,9 +182,10 @@ Mode.THREAD = REGISTRY.register(
         aliases=("threads",),
         colour="warning",
         help=(
-            "jobs run on a `ThreadPoolExecutor` *inside coredash's own process*. Pure-Python jobs "
-            "(count_primes, mandelbrot) hold the GIL, so however many worker threads there are, only "
-            "one runs Python at a time: the core bars share about one core between them, *coredash "
+            "jobs run on a `ThreadPoolExecutor` *inside coredash's own process*. While the GIL is on "
+            "(every build but a free-threaded one with it off: see *What to expect on this build*), "
+            "pure-Python jobs (count_primes, mandelbrot) hold it, so however many worker threads there "
+            "are, only one runs Python at a time: the core bars share about one core between them, *coredash "
             "process* sits near **1.0 cores**, and the event-loop lag rises because the UI has to win "
             "the GIL too. Jobs that release the GIL (sha256, zlib_compress, sleep) do run in parallel "
             "on threads."
@@ -253,6 +259,90 @@ Mode.PROCESS_PER_JOB = REGISTRY.register(
             placement="pid",
         ),
         backend="coredash.engine.backends.process_per_job:ProcessPerJobBackend",
+    )
+)
+
+
+_NEEDS_INTERPRETERS = "needs Python 3.13 with coredash[interpreters], or 3.14"
+
+
+def _interpreters_unavailable() -> str | None:
+    import sys
+
+    if sys.version_info >= (3, 14):
+        return None
+    if sys.version_info >= (3, 13):
+        try:
+            import interpreters_backport.concurrent.futures.interpreter  # noqa: F401
+        except ImportError:
+            return f"{_NEEDS_INTERPRETERS} (pip install 'coredash[interpreters]')"
+        return None
+    # (3.12's backport, interpreters-3-12, segfaults on import: it is not offered.)
+    return _NEEDS_INTERPRETERS
+
+
+Mode.INTERPRETERS = REGISTRY.register(
+    ModeInfo(
+        name="interpreters",
+        key="i",
+        label="interpreters",
+        short="Interp",
+        aliases=("interpreter", "subinterpreters", "interp"),
+        colour="accent",
+        help=(
+            "an `InterpreterPoolExecutor` (PEP 734): worker threads *inside coredash's own process*, "
+            "each running its own interpreter with **its own GIL**. Pure-Python jobs fill every core "
+            "while *coredash process* reads about N cores. What it costs: every interpreter imports its "
+            "own modules (the first batch pays for that), arguments and results are pickled between "
+            "interpreters, and C extensions must support it (psutil and numpy do not). A crash in a job "
+            "would end coredash itself, so `crash` is refused; a running job stops only at a checkpoint."
+        ),
+        abilities=Abilities(
+            in_process=True,
+            shares_ui_gil=False,
+            pickles=True,
+            can_kill=False,
+            chunks=True,
+            timeouts="checkpoint",
+            memory_limit=False,
+            cpu_clock="thread",
+            start_cost="per pool",
+            placement="interpreter",
+        ),
+        backend="coredash.engine.backends.interpreters:InterpreterBackend",
+        unavailable=_interpreters_unavailable,
+    )
+)
+Mode.BLOCKING = REGISTRY.register(
+    ModeInfo(
+        name="blocking",
+        key="b",
+        label="blocking join",
+        short="Join",
+        aliases=("join", "process-join"),
+        colour="error",
+        help=(
+            "the seed's third example, run as written: `process.start()` then `process.join()` inside a "
+            "coroutine on coredash's own event loop. The loop is blocked while the job runs: nothing is "
+            "drawn, no key is read, and only one job runs at a time whatever the worker count. When the "
+            "loop is free again the keys pressed meanwhile are handled, and the lag meter and a notice "
+            "show the stall. One job may block it for at most 10 s: larger sizes are refused, and a job "
+            "that runs longer is killed. *Process per job* (`s`) awaits the same process without blocking."
+        ),
+        abilities=Abilities(
+            in_process=False,
+            shares_ui_gil=False,
+            pickles=True,
+            can_kill=True,
+            chunks=False,
+            timeouts="kill",
+            memory_limit=True,
+            cpu_clock="process",
+            start_cost="per job",
+            placement="pid",
+            blocks_loop=True,
+        ),
+        backend="coredash.engine.backends.blocking:BlockingBackend",
     )
 )
 

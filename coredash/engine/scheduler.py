@@ -29,7 +29,7 @@ from coredash.engine import limits
 from coredash.engine.backends._processes import prepare_multiprocessing
 from coredash.engine.backends.base import Backend, BackendContext, Outcome, Unit, Verdict
 from coredash.engine.catalog import Catalog
-from coredash.engine.chunking import RunEstimates, chunk_size, take_unit
+from coredash.engine.chunking import ChunkPolicy, RunEstimates, chunk_size, take_unit
 from coredash.engine.jobqueue import JobQueue
 from coredash.engine.model import ConfigChanged, EngineEvent, JobRecord, JobState, PoolNotice
 from coredash.engine.modes import BASELINE_MODE, REGISTRY, Mode, ModeInfo
@@ -65,7 +65,7 @@ class Scheduler(ABC):
         job_timeout: float | None,
         memory_limit_mb: int | None,
         worker_nice: int,
-        chunking: bool,
+        chunk: ChunkPolicy | str | int | None,
     ) -> None:
         self.catalog = catalog
         self.usable_cpus = usable_cpus()
@@ -96,10 +96,10 @@ class Scheduler(ABC):
                 None if memory_limit_mb is None else limits.check_memory_limit(memory_limit_mb)
             )
             nice = limits.check_nice(worker_nice)
+            self._chunk = limits.check_chunk(chunk)
         except limits.LimitError as exc:
             raise EngineError(str(exc)) from None
         self.limits = WorkerLimits(self.memory_limit_mb, nice)
-        self.chunking = chunking
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -139,6 +139,10 @@ class Scheduler(ABC):
     @abstractmethod
     def _first_dispatch(self, batch_id: int, now: float) -> None: ...
 
+    @abstractmethod
+    def _chunk_policy_for(self, record: JobRecord) -> ChunkPolicy:
+        """The chunk setting of the job's batch (set when it was submitted), else the current one."""
+
     # --- configuration ---------------------------------------------------
 
     @property
@@ -148,6 +152,11 @@ class Scheduler(ABC):
     @property
     def workers(self) -> int:
         return self._workers
+
+    @property
+    def chunk(self) -> ChunkPolicy:
+        """The chunk setting batches submitted from now on get."""
+        return self._chunk
 
     @property
     def closed(self) -> bool:
@@ -174,7 +183,7 @@ class Scheduler(ABC):
             return
         self._mode = new
         self._retire_backend()
-        self._emit(ConfigChanged(self._mode, self._workers))
+        self._emit(ConfigChanged(self._mode, self._workers, self._chunk))
         self._pump()
 
     def set_workers(self, workers: int) -> None:
@@ -184,8 +193,19 @@ class Scheduler(ABC):
             return
         self._workers = workers
         self._retire_backend()  # pools have a fixed size: build one of the new size
-        self._emit(ConfigChanged(self._mode, self._workers))
+        self._emit(ConfigChanged(self._mode, self._workers, self._chunk))
         self._pump()
+
+    def set_chunk(self, chunk: ChunkPolicy | str | int | None) -> None:
+        """Chunk setting for the next batches (auto, off or N); queued batches keep theirs."""
+        try:
+            policy = limits.check_chunk(chunk)
+        except limits.LimitError as exc:
+            raise EngineError(str(exc)) from None
+        if policy == self._chunk:
+            return
+        self._chunk = policy
+        self._emit(ConfigChanged(self._mode, self._workers, self._chunk))
 
     def _build(self, info: ModeInfo, size: int) -> Backend:
         context = BackendContext(
@@ -200,6 +220,13 @@ class Scheduler(ABC):
             engine_closed=lambda: self._closed,
         )
         backend: Backend = info.backend_class()(info, context)
+        mb = self.limits.memory_limit_mb
+        if mb is not None and not info.abilities.memory_limit:
+            # Said where it bites: the limit is per process, and these jobs share coredash's.
+            context.notice(
+                f"the memory limit ({mb} MiB) does not apply to {info.label}: "
+                "its jobs run inside coredash's own process"
+            )
         return backend
 
     def _current_backend(self) -> Backend:
@@ -254,6 +281,11 @@ class Scheduler(ABC):
                 self._emit(PoolNotice(self._mode, why))
                 self._finish(ready.popleft(), Outcome.failed(why))
                 continue
+            if backend.info.abilities.blocks_loop and backend.inflight:
+                # One job at a time whatever the worker count: while it runs the loop is
+                # blocked and could not start another. Dispatching more would only show
+                # jobs "starting" that wait their turn.
+                break
             self._dispatch(take_unit(ready, self._unit_size(ready[0], backend), self._estimates), backend)
         if not self._queue and not self._flights and self._idle is not None:
             self._idle.set()
@@ -263,11 +295,12 @@ class Scheduler(ABC):
         self._pump()
 
     def _unit_size(self, head: JobRecord, backend: Backend) -> int:
-        if not self.chunking or not backend.info.abilities.chunks:
+        if not backend.info.abilities.chunks:
             return 1
         if self.job_timeout is not None:
             return 1  # every job gets its own timer; a chunk would hide which one hung
-        return chunk_size(head, self._estimates.get(head), len(self._queue.ready), self._workers)
+        policy = self._chunk_policy_for(head)
+        return chunk_size(head, self._estimates.get(head), len(self._queue.ready), self._workers, policy)
 
     def _dispatch(self, unit: list[JobRecord], backend: Backend) -> None:
         """Hand one executor call to ``backend``: one job, or a chunk of tiny ones."""
@@ -302,8 +335,9 @@ class Scheduler(ABC):
             record.started = None
             record.timed_out = False
             # Every mode gets a flag: in-process jobs check it at checkpoints, the
-            # other backends check it before they start the job.
-            cancel = CancelFlag()
+            # other backends check it before they start the job. The backend makes it:
+            # an interpreter cannot read a plain object of this one.
+            cancel = backend.new_cancel_flag()
             if record.cancel_requested:
                 cancel.set()
             specs.append(
@@ -432,7 +466,9 @@ class Scheduler(ABC):
             return
         flight.cancel.set()  # in-process jobs stop at their next checkpoint(); nothing starts after this
         if record.chunk > 1:
-            return  # a chunk of tiny jobs is over in milliseconds: not worth a worker
+            # A chunk is tiny jobs (auto) or at most about a second of measured work (a
+            # fixed N, chunking.MAX_CHUNK_WORK_S): not worth a worker; it lands after it.
+            return
         # A job not yet started is killed when its start report arrives (if its backend cannot tell).
         self._kill_worker(flight)
 

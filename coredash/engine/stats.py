@@ -72,12 +72,17 @@ class BatchStats:
         self.sum_run = self.sum_cpu = self.sum_wait = self.sum_overhead = 0.0
         self.timed = 0
         self.last_completed = 0.0
+        self.dispatched = 0  # jobs handed to an executor, and the executor calls they took
+        self.calls = 0.0
 
     def add(self, record: JobRecord) -> None:
         self.states[record.state] += 1
         if record.mode is not None:
             self.modes.add(record.mode)
         self.last_completed = max(self.last_completed, record.completed or 0.0)
+        if record.dispatched is not None:
+            self.dispatched += 1
+            self.calls += 1 / max(1, record.chunk)  # a chunk of n jobs: one call, 1/n each
         # CPU burned by any job counts towards how busy the cores were; the means
         # describe finished work only (a job stopped at a checkpoint ran short).
         self.sum_cpu += record.cpu_s or 0.0
@@ -127,4 +132,6 @@ class BatchStats:
             serial_s=serial,
             speedup=speedup,
             efficiency=speedup / min(batch.workers, usable_cpus) if speedup is not None else None,
+            chunk=batch.chunk,
+            mean_chunk=self.dispatched / self.calls if self.calls else None,
         )

@@ -15,6 +15,8 @@ half-written.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import importlib
 import os
 import pickle
 import reprlib
@@ -26,14 +28,17 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from coredash import taskapi
 from coredash.engine.catalog import TaskRef, resolve
 from coredash.engine.modes import CpuClock
 from coredash.engine.platform import current_core
 from coredash.taskapi import CancelFlag
+
+if TYPE_CHECKING:
+    # Annotations only: importing it costs every interpreter worker ~15 ms (sockets, tempfile).
+    from multiprocessing.connection import Connection
 
 
 class StartReport(NamedTuple):
@@ -207,10 +212,15 @@ def lower_priority(nice: int) -> None:
 def _pipe_report(report: StartReport) -> None:
     if _report_conn is None:
         return
+    write_report(_report_conn.fileno(), report)
+
+
+def write_report(fd: int, report: StartReport) -> None:
+    """One framed start report, in one os.write (atomic: far below PIPE_BUF)."""
     payload = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
     if len(payload) > MAX_REPORT_BYTES:
         return  # would not be atomic; the result still carries the same facts
-    os.write(_report_conn.fileno(), _FRAME_HEADER.pack(len(payload)) + payload)
+    os.write(fd, _FRAME_HEADER.pack(len(payload)) + payload)
 
 
 def init_process_worker(
@@ -298,6 +308,109 @@ def run_child_job(
         written = os.write(fd, view)
         view = view[written:]
     result_conn.close()
+
+
+# --- interpreter workers (PEP 734) --------------------------------------------
+#
+# An InterpreterPoolExecutor pickles the callable and its arguments here and
+# unpickles them inside the worker interpreter. The 3.13 backport never reports a
+# failure in that step, nor one pickling the result back (measured): its worker
+# thread spins forever and the future never completes. So all that ever crosses is
+# this module's entry point, bytes and ints; the jobs' own arguments are unpickled
+# inside the entry point, where a failure is the job's; and it returns bytes
+# whatever happens.
+
+_NO_SUBINTERPRETERS = "does not support loading in subinterpreters"
+INTERPRETER_HINT = "a C extension that does not support subinterpreters: run it on the process pool"
+
+
+def init_interpreter_worker(nice: int) -> None:
+    """Initializer inside each worker interpreter: it has its own sys and its own stdio objects.
+
+    The catalogue is not preloaded: each job's module is imported by its first job in
+    each interpreter (tasks.native alone takes ~0.1 s), which its start overhead shows.
+    """
+    lower_priority(nice)
+    # Fresh sys.std* objects on fds 0-2, the terminal the UI draws on: a job that prints
+    # or reads must not touch it.
+    sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the interpreter)
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+
+
+def interpreter_id() -> int | None:
+    """This interpreter's id (0 is the main one), as PEP 734 numbers them."""
+    try:
+        current = importlib.import_module("_interpreters").get_current()
+        return int(current[0] if isinstance(current, tuple) else current)
+    except Exception:
+        return None
+
+
+def _hinted(error: str) -> str:
+    return f"{error} ({INTERPRETER_HINT})" if _NO_SUBINTERPRETERS in error else error
+
+
+def _failed_here(job_id: int, attempt: int, error: str, trace: str | None) -> WorkerResult:
+    now, core = time.monotonic(), current_core()
+    return WorkerResult(
+        job_id=job_id,
+        attempt=attempt,
+        pid=os.getpid(),
+        thread_id=threading.get_native_id(),
+        thread_name=threading.current_thread().name,
+        core=core,
+        end_core=core,
+        started=now,
+        finished=now,
+        cpu_s=0.0,
+        outcome="failed",
+        error=error,
+        traceback=trace,
+    )
+
+
+def _run_in_interpreter(
+    payload: bytes, heads: tuple[tuple[int, int], ...], report_fd: int
+) -> list[WorkerResult]:
+    try:
+        specs, cancels = pickle.loads(payload)
+    except BaseException as exc:  # e.g. an argument of a class this interpreter cannot import
+        why = _hinted(f"its arguments could not be unpickled in the interpreter: {one_line_error(exc)}")
+        trace = traceback.format_exc()
+        return [_failed_here(job_id, attempt, why, trace) for job_id, attempt in heads]
+    # The interpreter sees its own dummy thread object: name it for the views.
+    threading.current_thread().name = f"interpreter {interpreter_id()}"
+
+    def report(start: StartReport) -> None:
+        # fds are the process's, so the start-report pipe is open in here too.
+        write_report(report_fd, start)
+
+    results = run_jobs(specs, report, cancels)
+    for result in results:
+        if result.error is not None:
+            result.error = _hinted(result.error)
+    return results
+
+
+def run_interpreter_job(
+    payload: bytes, heads: tuple[tuple[int, int], ...], status: int, report_fd: int
+) -> bytes:
+    """InterpreterPoolExecutor entry point: the pickled list of WorkerResults, always bytes.
+
+    ``payload`` is ``(specs, cancels)`` pickled by the host; ``heads`` the jobs' (id,
+    attempt), so that even arguments that will not unpickle here fail their own jobs;
+    ``status`` the address of two host-owned bytes, "entered" and "returned", which
+    the host's watchdog reads.
+    """
+    flags = memoryview((ctypes.c_uint8 * 2).from_address(status)).cast("B")
+    flags[0] = 1
+    try:
+        data = pickle_results(_run_in_interpreter(payload, heads, report_fd))
+    except BaseException as exc:  # nothing may escape: the executor would never report it
+        why = f"coredash failed inside the interpreter: {one_line_error(exc)}"
+        data = pickle.dumps([_failed_here(job_id, attempt, why, None) for job_id, attempt in heads])
+    flags[1] = 1
+    return data
 
 
 def warm_up(seconds: float) -> int:

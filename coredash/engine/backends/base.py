@@ -148,6 +148,10 @@ class Backend(ABC):
         """End the worker running this job, if this mode can. Returns True if it tried."""
         return False
 
+    def new_cancel_flag(self) -> CancelFlag:
+        """The flag the scheduler makes for each job sent here: one this backend's workers can read."""
+        return CancelFlag()
+
     async def warm_up(self) -> None:  # noqa: B027  (optional hook: nothing to warm by default)
         """Start every worker now so the first batch does not pay for it."""
 
