@@ -39,19 +39,21 @@ from coredash.engine import (
     JobRecord,
     JobState,
     PoolNotice,
-    gil_enabled,
     max_workers_allowed,
     python_label,
 )
+from coredash.engine.gil import GilState, expectation
 from coredash.lifecycle import QuitSignals, terminal_hung_up
 from coredash.loop_lag import LoopLagMonitor
 from coredash.sampling import CoreHistory, CpuSample, LoadAverager, PsutilSampler, Sampler
 from coredash.screens.help import HelpScreen
 from coredash.screens.job_detail import JobDetailScreen
 from coredash.screens.picker import JobChoice, JobPickerScreen
-from coredash.units import format_seconds
+from coredash.units import format_rate, format_seconds
 from coredash.view_model import (
+    BatchLag,
     batch_progress,
+    capacity_note,
     comparison,
     core_marks,
     worker_rows,
@@ -120,6 +122,7 @@ class CoredashApp(App[int]):
         auto_baseline: bool = True,
         lag_monitor: LoopLagMonitor | None = None,
         python: str | None = None,
+        gil_state: Callable[[], GilState] = GilState.now,
     ) -> None:
         super().__init__()
         self.dashboard_bindings = dashboard_bindings()
@@ -139,7 +142,11 @@ class CoredashApp(App[int]):
         # A monitor passed in is shown as it is (tests); the app's own one runs live.
         self._measure_lag = lag_monitor is None
         self.lag = lag_monitor if lag_monitor is not None else LoopLagMonitor()
+        self.batch_lag = BatchLag(self.lag)  # per batch, for the comparison panel
         self.python = python if python is not None else python_label()
+        # Read every redraw: importing an extension can turn a free-threaded build's GIL
+        # back on for good. Tests pass other builds' states here (none can be installed).
+        self.gil_state = gil_state
         self._last_sample: CpuSample | None = None
         self._history_key: tuple[int, int] = (-1, -1)
         self._history_cache: tuple[tuple[float, ...], ...] = ()
@@ -248,17 +255,21 @@ class CoredashApp(App[int]):
     def _update_widgets(self, snapshot: EngineSnapshot, sample: CpuSample, now: float) -> None:
         info = self.engine.catalog.get(self.task_name)
         params = info.params_for(self.task_size)
+        gil = self.gil_state()
+        expect = expectation(snapshot.mode.abilities, info.releases_gil, gil)
         self.query_one(StatusLine).data = StatusData(
             mode=snapshot.mode,
             workers=snapshot.workers,
             usable_cpus=snapshot.usable_cpus,
             python=self.python,
-            gil_enabled=gil_enabled(),
+            gil=gil,
+            expect=expect,
             refresh_hz=self.refresh_hz,
             task=self.task_name,
             params=tuple(params.items()),
             jobs=self.task_jobs,
             draining=snapshot.draining,
+            chunk=str(snapshot.chunk),
         )
         cores = len(sample.per_core)
         self.query_one(CoreGrid).update_data(
@@ -276,17 +287,22 @@ class CoredashApp(App[int]):
             mode=snapshot.mode,
             usable_cpus=snapshot.usable_cpus,
             running=running,
+            gil=gil,
         )
         self.query_one(WorkersPanel).data = WorkersData(
             queued_total=snapshot.counts.get(JobState.QUEUED, 0),
             queued_next=tuple((job.id, job.task, job.label) for job in snapshot.queued[:4]),
             rows=tuple(worker_rows(snapshot, sample, now)),
             progress=batch_progress(snapshot, now),
+            note=capacity_note(snapshot.mode, snapshot.workers),
         )
+        found = comparison(snapshot, (self.task_name, params))
         self.query_one(ComparisonPanel).data = ComparisonData(
-            comparison=comparison(snapshot, (self.task_name, params)),
+            comparison=found,
             usable_cpus=snapshot.usable_cpus,
             current_mode=snapshot.mode,
+            expect=expect,
+            lag_p99_ms=self.batch_lag(snapshot, found),
         )
         self.query_one(JobsTable).sync(snapshot.recent)
 
@@ -320,6 +336,7 @@ class CoredashApp(App[int]):
             self.notify(
                 f"{summary.task} ×{summary.jobs} on {summary.mode} ({summary.workers} w): "
                 f"{format_seconds(summary.makespan_s)} · parallelism {summary.parallelism:.2f}{speedup}"
+                f" · {format_rate(summary.jobs_per_s)} jobs/s · {summary.chunk_text}"
                 + (f" · {summary.failed} failed, {summary.cancelled} cancelled" if problems else ""),
                 title=f"Batch {summary.batch_id} finished",
                 severity="warning" if problems else "information",
@@ -336,6 +353,12 @@ class CoredashApp(App[int]):
                 severity="warning",
                 markup=False,
             )
+        elif isinstance(event, JobChanged) and event.state is JobState.DISPATCHED:
+            mode = event.job.mode
+            if mode is not None and mode.abilities.blocks_loop:
+                # The last frame before the loop blocks (the backend lets it be drawn):
+                # the freeze then shows the job it is waiting for.
+                self.call_later(self.redraw)
 
     # --- actions -----------------------------------------------------------
 
@@ -405,14 +428,26 @@ class CoredashApp(App[int]):
             if choice is None:
                 return
             self.task_name, self.task_size, self.task_jobs = choice.task, choice.size, choice.jobs
+            self.engine.set_chunk(choice.chunk)  # batches from now on; queued ones keep theirs
             if choice.run_now:
                 self.action_run_batch()
             else:
                 self.redraw()
 
         self.push_screen(
-            JobPickerScreen(self.engine.catalog, self.task_name, self.task_size, self.task_jobs), chosen
+            JobPickerScreen(
+                self.engine.catalog,
+                self.task_name,
+                self.task_size,
+                self.task_jobs,
+                self.engine.chunk,
+                refuse=self._refusal,
+            ),
+            chosen,
         )
+
+    def _refusal(self, task: str, size: int) -> str | None:
+        return self.engine.blocking_refusal(task, self.engine.catalog.get(task).params_for(size))
 
     def action_change_workers(self, step: int) -> None:
         target = self.engine.workers + int(step)
@@ -454,10 +489,13 @@ class CoredashApp(App[int]):
         self.engine.clear_history()
 
     def action_help(self) -> None:
-        # Built once and kept: composing the help's Markdown takes ~0.4 s.
-        if not self.is_screen_installed("help"):
-            self.install_screen(HelpScreen(self.dashboard_bindings), name="help")
-        self.push_screen("help")
+        # Built once and kept (composing the help's Markdown takes ~0.4 s), once per GIL
+        # state: it says what to expect on this build, and an import can turn the GIL on.
+        gil = self.gil_state()
+        name = f"help {gil}"
+        if not self.is_screen_installed(name):
+            self.install_screen(HelpScreen(self.dashboard_bindings, gil), name=name)
+        self.push_screen(name)
 
     async def action_quit(self) -> None:
         if self._quitting:

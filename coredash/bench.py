@@ -31,9 +31,10 @@ from coredash.engine import (
     Engine,
     JobChanged,
     Mode,
-    gil_enabled,
     usable_cpus,
 )
+from coredash.engine.chunking import AUTO, ChunkPolicy
+from coredash.engine.gil import GilState, expectation
 from coredash.engine.model import EngineEvent
 from coredash.lifecycle import (
     Stopped,
@@ -42,7 +43,7 @@ from coredash.lifecycle import (
     detach_if_hung_up,
     helpers_immune_to_ctrl_c,
 )
-from coredash.units import format_ratio, format_seconds
+from coredash.units import format_rate, format_ratio, format_seconds
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class BenchConfig:
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
     worker_nice: int = 0
+    chunk: ChunkPolicy = AUTO  # for every run
 
 
 @dataclass
@@ -83,6 +85,14 @@ class BenchRun:
     cancelled: int
     repeats: int
     makespans_s: list[float] = field(default_factory=list)
+    jobs_per_s: float = 0.0  # finished jobs ÷ makespan (median)
+    chunk: str = "auto"  # the setting: auto, off or N
+    mean_chunk: float | None = None  # jobs per executor call, as dispatched (median)
+    chunk_text: str = ""  # "chunk 1", "chunk auto (≈40)"
+    # What this mode should do with this task on this build (engine.gil.expectation):
+    # "scales", "one core", ... and why.
+    expect: str = ""
+    expect_why: str = ""
 
 
 @dataclass
@@ -103,13 +113,14 @@ class BenchReport:
         }
 
 
-def machine_info(start_method: str) -> dict[str, Any]:
+def machine_info(start_method: str, gil: GilState) -> dict[str, Any]:
     return {
         "usable_cores": usable_cpus(),
         "logical_cores": os.cpu_count(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "gil_enabled": gil_enabled(),
+        "free_threaded_build": gil.free_threaded,
+        "gil_enabled": gil.enabled,
         "platform": platform.platform(),
         "start_method": start_method,
     }
@@ -170,6 +181,7 @@ async def run_bench(
                 job_timeout=config.job_timeout,
                 memory_limit_mb=config.memory_limit_mb,
                 worker_nice=config.worker_nice,
+                chunk=config.chunk,
             )
         label = ""
         ended = 0
@@ -201,7 +213,9 @@ async def run_bench(
         finally:
             await _close_whatever_happens(engine)
 
-    runs = _summarize(config, summaries, serial_s)
+    # Asked after the runs: an extension imported meanwhile may have turned the GIL back on.
+    gil = GilState.now()
+    runs = _summarize(config, summaries, serial_s, expectations(config, catalog, gil))
     config_json = {
         "task": config.task,
         "params": config.params,
@@ -209,9 +223,10 @@ async def run_bench(
         "modes": [mode.value for mode in config.modes],
         "workers": list(config.workers),
         "repeat": config.repeat,
+        "chunk": str(config.chunk),
     }
     return BenchReport(
-        machine=machine_info(engine.start_method),
+        machine=machine_info(engine.start_method, gil),
         config=config_json,
         serial_s=serial_s,
         serial_error=serial_error,
@@ -219,10 +234,21 @@ async def run_bench(
     )
 
 
+def expectations(config: BenchConfig, catalog: Catalog, gil: GilState) -> dict[Mode, tuple[str, str]]:
+    """(outlook, why) per mode for the config's task on this build."""
+    releases_gil = catalog.get(config.task).releases_gil
+    found = {}
+    for mode in config.modes:
+        expect = expectation(mode.abilities, releases_gil, gil)
+        found[mode] = (expect.outlook.value, expect.why)
+    return found
+
+
 def _summarize(
     config: BenchConfig,
     summaries: dict[tuple[Mode, int], list[BatchSummary]],
     serial_s: float | None,
+    expects: dict[Mode, tuple[str, str]] | None = None,
 ) -> list[BenchRun]:
     def median(values: Sequence[float]) -> float:
         return float(statistics.median(values))
@@ -266,6 +292,12 @@ def _summarize(
                     cancelled=max(s.cancelled for s in found),
                     repeats=len(found),
                     makespans_s=[s.makespan_s for s in found],
+                    jobs_per_s=median([s.jobs_per_s for s in found]),
+                    chunk=str(config.chunk),
+                    mean_chunk=median_known([s.mean_chunk for s in found]),
+                    chunk_text=config.chunk.describe(median_known([s.mean_chunk for s in found])),
+                    expect=(expects or {}).get(mode, ("", ""))[0],
+                    expect_why=(expects or {}).get(mode, ("", ""))[1],
                 )
             )
     return runs
@@ -277,12 +309,16 @@ def render_table(report: BenchReport) -> Table:
     title = f"{config['task']}({params}) × {config['jobs']} jobs"
     caption = (
         f"{machine['usable_cores']} usable cores · Python {machine['python']} · "
-        f"GIL {'on' if machine['gil_enabled'] else 'off'} · start method {machine['start_method']} · "
+        f"GIL {'on' if machine['gil_enabled'] else 'off'}"
+        f"{' (free-threaded build)' if machine.get('free_threaded_build') else ''} · "
+        f"start method {machine['start_method']} · chunk {config.get('chunk', 'auto')} · "
         f"medians of {config['repeat']} run(s) · serial loop {format_seconds(report.serial_s)}\n"
         "speedup: vs the same mode on 1 worker · vs serial: vs a plain loop in one process · "
         "parallelism: Σ job CPU time ÷ makespan (cores really used) · "
         "wait: time queued · overhead: dispatch → start + finish → result back, per job · "
-        "efficiency: speedup ÷ min(workers, cores)"
+        "efficiency: speedup ÷ min(workers, cores) · jobs/s: finished jobs ÷ makespan · "
+        "chunk: jobs per executor call (the setting, ≈ what was sent) · "
+        "expect: what this build should do (GIL on or off)"
     )
     table = Table(
         title=title,
@@ -302,6 +338,9 @@ def render_table(report: BenchReport) -> Table:
         ("paral-\nlelism", "right"),
         ("mean\nwait", "right"),
         ("mean\noverhead", "right"),
+        ("jobs/s", "right"),
+        ("chunk", "left"),
+        ("expect", "left"),
         ("failed", "right"),
     ):
         table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -316,6 +355,9 @@ def render_table(report: BenchReport) -> Table:
             f"{run.parallelism:.2f}",
             format_seconds(run.mean_wait_s),
             format_seconds(run.mean_overhead_s),
+            format_rate(run.jobs_per_s),
+            run.chunk_text.removeprefix("chunk "),
+            run.expect,
             str(run.failed + run.cancelled) if (run.failed or run.cancelled) else "",
         )
     return table
@@ -324,7 +366,7 @@ def render_table(report: BenchReport) -> Table:
 def run_bench_cli(config: BenchConfig, catalog: Catalog, json_path: Path | None) -> int:
     out = Console()
     if not out.is_terminal:
-        out = Console(width=130)  # pipes and CI logs: no terminal width to fit
+        out = Console(width=150)  # pipes and CI logs: no terminal width to fit
     err = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]{task.description:<28}"),

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from coredash import __version__
 from coredash.defaults import (
@@ -20,7 +21,8 @@ from coredash.defaults import (
     app_jobs,
     bench_jobs,
 )
-from coredash.engine import REGISTRY, Catalog, CatalogError, Mode, limits, usable_cpus
+from coredash.engine import REGISTRY, Catalog, CatalogError, Mode, TaskInfo, limits, usable_cpus
+from coredash.engine.chunking import MAX_FIXED_CHUNK
 from coredash.engine.limits import MAX_NICE, LimitError, shown
 from coredash.engine.modes import DEFAULT_MODE
 from coredash.engine.platform import START_METHODS
@@ -36,7 +38,18 @@ class UsageError(Exception):
     """Bad command-line input; the message is one line for the user."""
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that a line never breaks inside a mode name such as process-per-job."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
@@ -60,6 +73,7 @@ job_count = limited(limits.parse_jobs)
 timeout_seconds = limited(limits.parse_job_timeout)
 memory_mib = limited(limits.parse_memory_limit)
 niceness = limited(limits.parse_nice)
+chunk_setting = limited(limits.parse_chunk)
 
 
 def positive_int(text: str) -> int:
@@ -121,6 +135,12 @@ def refresh_rate(text: str) -> float:
     return value
 
 
+def _not_for(ability: str) -> str:
+    """The modes that lack an ability, as a note for a help line (read from REGISTRY now)."""
+    names = [info.label for info in REGISTRY if not getattr(info.abilities, ability)]
+    return f" (not for {', '.join(names)}: their jobs share coredash's process)" if names else ""
+
+
 def _add_limits(parser: argparse.ArgumentParser, nice: int) -> None:
     parser.add_argument(
         "--worker-nice",
@@ -141,7 +161,19 @@ def _add_limits(parser: argparse.ArgumentParser, nice: int) -> None:
         type=memory_mib,
         default=None,
         metavar="MIB",
-        help="address-space limit per worker process; past it a job fails with MemoryError",
+        help="address-space limit per worker process; past it a job fails with MemoryError"
+        + _not_for("memory_limit"),
+    )
+
+
+def _add_chunk(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument(
+        "--chunk",
+        type=chunk_setting,
+        default=limits.check_chunk("auto"),
+        metavar="auto|off|N",
+        help="jobs per executor call: auto (tiny jobs go several to a call), off (one IPC round "
+        f"trip per job) or up to N (1-{MAX_FIXED_CHUNK}); {where} (default auto)",
     )
 
 
@@ -182,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=job_count, default=None, help=f"jobs per batch (default: {APP_JOBS_PER_CORE} per core)"
     )
     parser.add_argument("--refresh", type=refresh_rate, default=4.0, help="redraws per second (default 4)")
+    _add_chunk(parser, "the job picker (j) changes it")
     # Nicer workers: the dashboard still answers keys when the jobs fill every core.
     _add_limits(parser, nice=APP_WORKER_NICE)
     _add_common(parser)
@@ -219,6 +252,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
     )
+    _add_chunk(parser, "for every run")
     _add_limits(parser, nice=0)  # a benchmark runs its workers like anybody's
     _add_common(parser)
     return parser
@@ -278,6 +312,7 @@ def _run(argv: list[str]) -> int:
     info = catalog.get(args.task)
     if args.size is not None:
         info.check_size(args.size)
+    check_blocking(info, args.size, (args.mode,), args.job_timeout)
     from coredash.launch import AppOptions, run_app  # the UI is imported only when it is wanted
 
     options = AppOptions(
@@ -292,8 +327,26 @@ def _run(argv: list[str]) -> int:
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
         worker_nice=args.worker_nice,
+        chunk=args.chunk,
     )
     return run_app(options)
+
+
+def check_blocking(
+    info: TaskInfo, size: int | None, modes: Sequence[Mode], job_timeout: float | None
+) -> None:
+    """A mode that blocks the event loop refuses a size whose jobs would block it too long."""
+    blocking = [mode for mode in modes if mode.abilities.blocks_loop]
+    params = info.params_for(size)
+    why = limits.blocking_refusal(info.expected_run_s(params), job_timeout)
+    if not blocking or why is None:
+        return
+    others = ", ".join(str(mode) for mode in REGISTRY.available() if not mode.abilities.blocks_loop)
+    raise UsageError(
+        f"{info.name} {info.size_param}={params[info.size_param]:,} in {blocking[0].label} mode: {why}; "
+        f"pass a smaller --size, a --job-timeout of at most {limits.MAX_BLOCKING_JOB_S:g} s, or a mode "
+        f"that does not block the loop ({others})"
+    )
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -303,6 +356,7 @@ def _bench(args: argparse.Namespace) -> int:
     info = catalog.get(args.task)
     if args.size is not None:
         info.check_size(args.size)
+    check_blocking(info, args.size, args.modes, args.job_timeout)
     config = BenchConfig(
         task=info.name,
         params=info.params_for(args.size),
@@ -315,6 +369,7 @@ def _bench(args: argparse.Namespace) -> int:
         job_timeout=args.job_timeout,
         memory_limit_mb=args.memory_limit,
         worker_nice=args.worker_nice,
+        chunk=args.chunk,
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")

@@ -44,7 +44,7 @@ HEAD_BINDINGS = (
 TAIL_BINDINGS = (
     Binding("k", "kill_running", "Kill", id="kill", tooltip="Stop the running jobs"),
     Binding("c", "cancel_queued", "Cancel", id="cancel", tooltip="Cancel every queued job"),
-    Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size and job count"),
+    Binding("j", "pick_job", "Job…", id="pick", tooltip="Pick task, size, job count and chunk"),
     Binding(
         "plus,equals_sign",
         "change_workers(1)",
@@ -133,7 +133,7 @@ def dashboard_commands(app: Dashboard) -> Iterator[SystemCommand]:
         f"{app.task_name} {params} ×{app.task_jobs} on {engine.mode.label}",
         app.action_run_batch,
     )
-    yield SystemCommand("Pick job", "Choose task, size and job count", app.action_pick_job)
+    yield SystemCommand("Pick job", "Choose task, size, job count and chunk", app.action_pick_job)
     if engine.workers < max_workers_allowed(engine.usable_cpus):
         yield SystemCommand(
             "Add worker", f"{engine.workers} → {engine.workers + 1}", lambda: app.action_change_workers(1)

@@ -24,6 +24,7 @@ from coredash.lifecycle import (
 
 if TYPE_CHECKING:
     from coredash.engine import Catalog, Mode
+    from coredash.engine.chunking import ChunkPolicy
 
 STRAY_GRACE_S = 0.8  # how long quitting waits for cancelled thread jobs to stop
 
@@ -43,6 +44,7 @@ class AppOptions:
     job_timeout: float | None = None
     memory_limit_mb: int | None = None
     worker_nice: int = 0
+    chunk: ChunkPolicy | None = None  # None: auto
 
 
 def stray_job_threads() -> list[threading.Thread]:
@@ -62,6 +64,7 @@ def run_app(options: AppOptions) -> int:
             job_timeout=options.job_timeout,
             memory_limit_mb=options.memory_limit_mb,
             worker_nice=options.worker_nice,
+            chunk=options.chunk,
         )
     app = CoredashApp(
         engine,

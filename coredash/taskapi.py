@@ -7,7 +7,8 @@ heavy because every worker process imports it.
 Threads cannot be killed, so a job running on a thread worker stops early only if
 it calls :func:`checkpoint` now and then; the engine sets the flag it checks.
 Process workers are stopped by ending the process, so there ``checkpoint()``
-costs one attribute lookup and never raises.
+costs one attribute lookup and never raises. Interpreter workers (PEP 734) cannot be
+killed either; their flag is a byte of coredash's memory (:class:`SharedCancelFlag`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,56 @@ class CancelFlag:
 
     def is_set(self) -> bool:
         return self._set
+
+
+class SharedCancelFlag(CancelFlag):
+    """A CancelFlag that the other interpreters of this process can read (PEP 684/734 workers).
+
+    No object can be shared between interpreters, but memory can: the flag is also one
+    byte owned by this object, and it pickles to a view of that byte's address. Whoever
+    ships it must keep this object alive until the interpreter is done with the job,
+    or the view would read freed memory.
+    """
+
+    __slots__ = ("_byte",)
+
+    def __init__(self) -> None:
+        import ctypes  # here, not at the top: process workers import this module and never need it
+
+        super().__init__()
+        self._byte = (ctypes.c_uint8 * 1)()
+
+    def set(self) -> None:
+        self._set = True
+        self._byte[0] = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import ctypes
+        import os
+
+        return (_CancelView, (ctypes.addressof(self._byte), os.getpid()))
+
+
+class _CancelView(CancelFlag):
+    """A SharedCancelFlag as seen from inside an interpreter: the same byte, read in place."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self, address: int, pid: int) -> None:
+        import ctypes
+        import os
+
+        if pid != os.getpid():  # an address means nothing in another process
+            raise RuntimeError("a shared cancel flag can only be read inside the process that made it")
+        super().__init__()
+        # A memoryview indexes about 30 ns faster than ctypes' .value (checkpoint() reads it).
+        self._view = memoryview((ctypes.c_uint8 * 1).from_address(address)).cast("B")
+
+    def set(self) -> None:
+        self._view[0] = 1
+
+    def is_set(self) -> bool:
+        return self._view[0] != 0
 
 
 class _JobContext(threading.local):

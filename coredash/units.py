@@ -22,3 +22,14 @@ def format_ratio(value: float | None, suffix: str = "×") -> str:
     if value is None:
         return "–"
     return f"{value:.3f}{suffix}" if value < 0.1 else f"{value:.2f}{suffix}"
+
+
+def format_rate(per_s: float | None) -> str:
+    """Jobs per second: "0.8", "45", "1,234", "52k"."""
+    if per_s is None:
+        return "–"
+    if per_s >= 10_000:
+        return f"{per_s / 1000:.0f}k"
+    if per_s >= 10:
+        return f"{per_s:,.0f}"
+    return f"{per_s:.1f}"

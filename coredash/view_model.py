@@ -18,6 +18,8 @@ from coredash.engine import (
     JobState,
     Mode,
 )
+from coredash.engine.chunking import OFF, ChunkPolicy
+from coredash.loop_lag import LoopLagMonitor
 from coredash.sampling import CpuSample, WorkerLoad
 
 # Everything here that lists modes reads REGISTRY when it is called, never at
@@ -25,8 +27,11 @@ from coredash.sampling import CpuSample, WorkerLoad
 
 
 def in_thread(job: JobRecord) -> bool:
-    """Whether the job ran on a thread of coredash itself (found by thread id, not pid)."""
-    return job.mode is not None and job.mode.abilities.placement == "thread"
+    """Whether the job ran on a thread of coredash itself (found by thread id, not pid).
+
+    Interpreter workers are threads of coredash too, each running its own interpreter.
+    """
+    return job.mode is not None and job.mode.abilities.placement in ("thread", "interpreter")
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -90,7 +95,9 @@ def worker_rows(snapshot: EngineSnapshot, sample: CpuSample | None, now: float) 
     for active in snapshot.active:  # a chunk's jobs share a slot: its first one is the one running
         if active.slot is not None:
             by_slot.setdefault(active.slot, active)
-    slots = sorted(set(range(snapshot.workers)) | set(by_slot))
+    # A mode that blocks the loop runs one job at a time: one row, not N idle ones.
+    capacity = 1 if snapshot.mode.abilities.blocks_loop else snapshot.workers
+    slots = sorted(set(range(capacity)) | set(by_slot))
     rows = []
     for slot in slots:
         job = by_slot.get(slot)
@@ -135,7 +142,11 @@ def batch_progress(snapshot: EngineSnapshot, now: float) -> BatchProgress | None
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """The latest finished batch in each mode for one task and size, side by side."""
+    """The latest finished batch in each mode (and chunk setting) for one task and size, side by side.
+
+    A mode appears once per chunk setting it ran with (off, fixed sizes, then
+    auto), so ``tiny`` with chunk off and chunk auto read as two rows.
+    """
 
     task: str
     params: dict[str, Any]
@@ -150,7 +161,7 @@ def comparison(snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]]) -> C
     """Compare modes for ``focus``: a task and its parameters."""
     batches = list(snapshot.batches)
     task, params = focus
-    latest: dict[Mode, BatchSummary] = {}
+    latest: dict[tuple[Mode, ChunkPolicy], BatchSummary] = {}
     for batch in batches:
         summary = batch.summary
         if summary is None or batch.task != task or batch.params != params:
@@ -158,8 +169,62 @@ def comparison(snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]]) -> C
         # Only batches where every job ran, in one mode, compare: a cancelled or
         # failed batch, or one split by a mode switch, keeps the last good result.
         if summary.complete and summary.mode in REGISTRY:
-            latest[REGISTRY.info(summary.mode).mode] = summary
-    return Comparison(task, dict(params), tuple((mode, latest.get(mode)) for mode in REGISTRY.modes()))
+            mode = REGISTRY.info(summary.mode).mode
+            # A mode that cannot chunk sends one job a call whatever the setting: one row.
+            chunk = summary.chunk if mode.abilities.chunks else OFF
+            latest[(mode, chunk)] = summary
+    rows: list[tuple[Mode, BatchSummary | None]] = []
+    for mode in REGISTRY.modes():
+        found = sorted(
+            ((chunk, summary) for (ran, chunk), summary in latest.items() if ran == mode),
+            key=lambda pair: (pair[0].auto, pair[0].size or 0),
+        )
+        rows += [(mode, summary) for _, summary in found] if found else [(mode, None)]
+    return Comparison(task, dict(params), tuple(rows))
+
+
+class BatchLag:
+    """Each finished batch's event-loop lag p99, in ms: how the UI fared while it ran.
+
+    The engine knows nothing of the loop's lag; the app's monitor does. A batch's
+    figure is read once the monitor has seen past its end (the stall of a job that
+    blocked the loop is measured only when the loop is free again), then kept.
+    """
+
+    def __init__(self, monitor: LoopLagMonitor) -> None:
+        self.monitor = monitor
+        self._known: dict[int, float | None] = {}
+
+    def __call__(self, snapshot: EngineSnapshot, found: Comparison) -> dict[int, float]:
+        batches = {batch.id: batch for batch in snapshot.batches}
+        lags: dict[int, float] = {}
+        for _, summary in found.rows:
+            if summary is None:
+                continue
+            if summary.batch_id not in self._known:
+                batch = batches.get(summary.batch_id)
+                if batch is None or batch.first_dispatched is None:
+                    continue
+                end = batch.first_dispatched + summary.makespan_s
+                if not self.monitor.settled(end):
+                    continue
+                stats = self.monitor.between(batch.first_dispatched, end)
+                self._known[summary.batch_id] = stats.p99_ms if stats is not None else None
+            p99 = self._known[summary.batch_id]
+            if p99 is not None:
+                lags[summary.batch_id] = p99
+        return lags
+
+
+def capacity_note(mode: Mode, workers: int, short: bool = False) -> str | None:
+    """What a worker count means in a mode that blocks the loop: one job at a time, whatever it is."""
+    if not mode.abilities.blocks_loop:
+        return None
+    if short:
+        return "1 at a time"
+    if workers == 1:
+        return "1 job at a time: it blocks the event loop"
+    return f"1 job at a time, not {workers}: each one blocks the event loop"
 
 
 def cpu_ratio_text(job: JobRecord) -> str:
@@ -169,7 +234,7 @@ def cpu_ratio_text(job: JobRecord) -> str:
 
 def job_note(job: JobRecord) -> str:
     # A chunked job's wait and overhead include its chunk-mates' run times: say so.
-    chunk = f"  (ran in a chunk of {job.chunk} tiny jobs)" if job.chunk > 1 else ""
+    chunk = f"  (ran in a chunk of {job.chunk} jobs)" if job.chunk > 1 else ""
     if job.state is JobState.DONE:
         return (job.result_repr or "") + chunk
     return (job.error or "") + chunk

@@ -1,4 +1,6 @@
-"""Pick the batch: which task, what size, how many jobs. Bad input is explained, not accepted."""
+"""Pick the batch: which task, what size, how many jobs, how they are chunked.
+
+Bad input is explained, not accepted."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from coredash.engine import Catalog, TaskInfo
-from coredash.engine.limits import LimitError, check_jobs, check_size
+from coredash.engine.chunking import AUTO, ChunkPolicy
+from coredash.engine.limits import LimitError, check_jobs, check_size, parse_chunk
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class JobChoice:
     size: int
     jobs: int
     run_now: bool
+    chunk: ChunkPolicy = AUTO  # for the batches from now on
 
 
 # int() reads no more digits than this; any such number is past every limit anyway.
@@ -95,6 +99,9 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
         width: 18;
         margin-right: 2;
     }
+    JobPickerScreen .fields Input#chunk {
+        width: 10;
+    }
     JobPickerScreen #unit {
         padding: 1 2 0 0;
         color: $foreground 60%;
@@ -117,12 +124,25 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
     }
     """
 
-    def __init__(self, catalog: Catalog, task: str, size: int | None, jobs: int) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        task: str,
+        size: int | None,
+        jobs: int,
+        chunk: ChunkPolicy = AUTO,
+        *,
+        refuse: Callable[[str, int], str | None] | None = None,
+    ) -> None:
         super().__init__()
         self._catalog = catalog
+        # Why the current mode will not run this task at this size (one that blocks the
+        # event loop refuses jobs that would freeze it too long); None: it will.
+        self._refuse = refuse
         self._task_name = task
         self._size_value = size if size is not None else catalog.get(task).default_size
         self._job_count = jobs
+        self._chunk = chunk
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -135,6 +155,13 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
                 yield Label("", id="unit")
                 yield Label("jobs")
                 yield Input(str(self._job_count), id="jobs", restrict=r"[0-9_,]*")
+                yield Label("chunk")
+                yield Input(
+                    str(self._chunk),
+                    id="chunk",
+                    restrict=r"[0-9_a-zA-Z]*",
+                    tooltip="jobs per executor call: auto, off (one IPC round trip per job) or N",
+                )
             yield Static("", id="about")
             yield Static("", id="error")
             with Horizontal(classes="buttons"):
@@ -181,11 +208,19 @@ class JobPickerScreen(ModalScreen[JobChoice | None]):
                 self.query_one("#size", Input).value, "size", lambda n: check_size(n, info.meta.max_size)
             )
             jobs = parse_count(self.query_one("#jobs", Input).value, "jobs", check_jobs)
+            chunk = parse_chunk(self.query_one("#chunk", Input).value)
+        except LimitError as exc:  # parse_chunk's (parse_count raises plain ValueErrors)
+            error.update(Content(f"chunk: {exc.problem}"))
+            return None
         except ValueError as exc:
             error.update(Content(str(exc)))
             return None
+        why = self._refuse(self._task_name, size) if self._refuse is not None else None
+        if why is not None:
+            error.update(Content(f"size: {why}"))
+            return None
         error.update("")
-        return JobChoice(self._task_name, size, jobs, run_now)
+        return JobChoice(self._task_name, size, jobs, run_now, chunk)
 
     def _finish(self, run_now: bool) -> None:
         choice = self._choice(run_now)

@@ -1,19 +1,21 @@
 """coredash's own footprint: its process CPU in cores, the workers', the UI's, and loop lag.
 
 In thread mode with pure-Python jobs "coredash process" sits near 1.0 core however
-many workers there are: the GIL, visible. The UI line is what the monitor itself
+many workers there are: the GIL, visible (unless the build is free-threaded with the
+GIL off: engine.gil decides). The UI line is what the monitor itself
 costs (sampling + drawing), so nobody mistakes it for job load.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.app import RenderResult
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from coredash.engine import Mode
+from coredash.engine.gil import GilState, expectation
 from coredash.engine.modes import DEFAULT_MODE
 from coredash.loop_lag import LagStats
 from coredash.sampling import ProcessLoad
@@ -29,6 +31,7 @@ class MonitorData:
     mode: Mode = DEFAULT_MODE
     usable_cpus: int = 1
     running: int = 0
+    gil: GilState = field(default_factory=GilState.now)
 
 
 def _cores_row(label: str, cores: float, usable: int, width: int, note: str = "") -> Row:
@@ -84,7 +87,8 @@ def monitor_rows(data: MonitorData, width: int) -> list[Row]:
             (" · ", FAINT),
             (f"p99 {lag.p99_ms:3.0f} ms", f"bold {style}"),
         ]
-        if lag.p99_ms >= 25 and abilities.shares_ui_gil and data.running:
+        waits = expectation(abilities, None, data.gil).ui_waits_for_gil
+        if lag.p99_ms >= 25 and waits and data.running:
             row.append(("  UI waits for the GIL", MUTED))
         rows.append(row)
     return rows

@@ -23,6 +23,7 @@ class WorkersData:
     queued_next: tuple[tuple[int, str, str | None], ...] = ()  # (job id, task, label)
     rows: tuple[WorkerRow, ...] = ()
     progress: BatchProgress | None = None
+    note: str | None = None  # what the worker count means here, where it is not N jobs at once
 
 
 def queue_row(data: WorkersData) -> Row:
@@ -43,7 +44,9 @@ def queue_row(data: WorkersData) -> Row:
 def worker_table_rows(data: WorkersData, width: int) -> list[Row]:
     # worker 7 + job 7 + task + elapsed 9 + where + core 5 + busy 6
     task_width = max(8, min(18, width - 34 - 24))
-    where_width = max(12, min(24, width - 34 - task_width))
+    # 24, or more where there is room and a row needs it ("interpreter 12 · tid 1234567").
+    wanted = max([24, *(len(worker.where) + 2 for worker in data.rows[:MAX_WORKER_ROWS])])
+    where_width = max(12, min(wanted, width - 34 - task_width))
     rows: list[Row] = [
         [
             cell("worker", 7, "bold"),
@@ -76,6 +79,8 @@ def worker_table_rows(data: WorkersData, width: int) -> list[Row]:
                 cell(busy, 6, "", ">"),
             ]
         )
+    if data.note:
+        rows.append([(data.note, "bold $text-error")])
     if hidden:
         running = sum(1 for worker in hidden if worker.job is not None)
         rows.append(
