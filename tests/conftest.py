@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 # From the registry, as it is when the tests are collected: every mode that runs here.
 ALL_MODES: list[Mode] = list(REGISTRY.available())
 PROCESS_MODES: list[Mode] = [mode for mode in ALL_MODES if not mode.abilities.in_process]
+# Modes whose running jobs the loop can watch: a test that awaits a job being RUNNING
+# cannot work where the job blocks the loop (blocking join); those promises are
+# checked there from another thread (WorkerWatch) or once the job is over.
+LOOP_FREE_MODES: list[Mode] = [mode for mode in ALL_MODES if not mode.abilities.blocks_loop]
+LOOP_FREE_PROCESS_MODES: list[Mode] = [mode for mode in PROCESS_MODES if not mode.abilities.blocks_loop]
 
 # multiprocessing's own helpers live until the interpreter exits; they are not
 # workers, and they end when their parent does (checked in test_cli's quit test).
@@ -110,6 +116,45 @@ def worker_children(parent: psutil.Process | None = None) -> list[psutil.Process
             continue
         found.append(child)
     return found
+
+
+class WorkerWatch:
+    """Notes each worker process as it appears, from a thread of its own.
+
+    While a job blocks the event loop only another thread can see it run. With
+    ``then``, the first worker found is handed to it ``delay`` seconds later (to
+    kill it, say, as ``kill -9`` from another terminal would).
+    """
+
+    def __init__(self, then: Callable[[psutil.Process], object] | None = None, delay: float = 0.2) -> None:
+        self.found: list[psutil.Process] = []
+        self.then, self.delay = then, delay
+        self.acted: list[object] = []  # what ``then`` returned
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="test-worker-watch", daemon=True)
+
+    def _watch(self) -> None:
+        seen: set[int] = set()
+        while not self._stop.is_set():
+            for child in worker_children():
+                if child.pid not in seen:
+                    seen.add(child.pid)
+                    self.found.append(child)
+            if self.found and self.then is not None and not self.acted:
+                time.sleep(self.delay)
+                try:
+                    self.acted.append(self.then(self.found[0]))
+                except psutil.Error as exc:
+                    self.acted.append(exc)
+            time.sleep(0.01)
+
+    def __enter__(self) -> WorkerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 @pytest.fixture

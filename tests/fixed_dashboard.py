@@ -19,6 +19,7 @@ from coredash.engine import (
     JobState,
     Mode,
 )
+from coredash.engine.gil import GilState
 from coredash.loop_lag import LoopLagMonitor
 from coredash.sampling import CoreHistory, CpuSample, FixedSampler, WorkerLoad
 
@@ -227,6 +228,7 @@ def make_fixed_app(mode: Mode) -> CoredashApp:
         snapshot_source=lambda: snapshot,
         lag_monitor=fixed_lag(mode),
         python="Python 3.11.7",
+        gil_state=lambda: GilState(free_threaded=False, enabled=True),  # whatever runs the tests
     )
     app.history = fixed_history(mode)
     return app

@@ -24,7 +24,16 @@ from coredash.engine import (
     Mode,
     PoolNotice,
 )
-from tests.conftest import ALL_MODES, PROCESS_MODES, EventLog, check_job_invariants, until, worker_children
+from tests.conftest import (
+    ALL_MODES,
+    LOOP_FREE_MODES,
+    LOOP_FREE_PROCESS_MODES,
+    PROCESS_MODES,
+    EventLog,
+    check_job_invariants,
+    until,
+    worker_children,
+)
 
 SMALL_PRIMES = {"n": 3000}  # a few ms of pure-Python work; 430 primes below 3000
 
@@ -46,9 +55,11 @@ async def test_batch_runs_and_is_measured_in_each_mode(make_engine, mode: Mode) 
         assert job.mode is mode
         assert job.cpu_s is not None and job.cpu_s > 0
         assert job.core is not None and 0 <= job.core < (os.cpu_count() or 1)
-        if mode is Mode.THREAD:
+        if mode.abilities.in_process:
             assert job.pid == os.getpid()
-            assert job.thread_name is not None and job.thread_name.startswith("coredash-worker")
+            # A thread of the pool, or the interpreter it runs ("interpreter 3") on one.
+            name = "interpreter " if mode.abilities.placement == "interpreter" else "coredash-worker"
+            assert job.thread_name is not None and job.thread_name.startswith(name)
             assert job.thread_id != threading.get_native_id()
         else:
             assert job.pid != os.getpid()
@@ -75,7 +86,8 @@ async def test_a_raising_job_fails_with_its_traceback(make_engine, mode: Mode) -
     assert good.state is JobState.DONE and good.result == 42
 
 
-@pytest.mark.parametrize("mode", PROCESS_MODES)
+# (Waits on the loop for a job to run. In blocking join the fault matrix's crash rows keep this promise.)
+@pytest.mark.parametrize("mode", LOOP_FREE_PROCESS_MODES)
 async def test_a_dying_worker_fails_only_its_own_job(make_engine, mode: Mode) -> None:
     engine = make_engine(mode=mode)
     log = EventLog(engine)
@@ -142,7 +154,8 @@ async def test_crash_in_thread_mode_is_refused_not_fatal(make_engine) -> None:
     assert psutil.pid_exists(os.getpid())
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+# (Two jobs at once, killed from the loop: not in a mode that blocks it; no_job_lost cancels there.)
+@pytest.mark.parametrize("mode", LOOP_FREE_MODES)
 async def test_cancel_queued_and_kill_running(make_engine, mode: Mode) -> None:
     engine = make_engine(mode=mode)
     log = EventLog(engine)
@@ -164,7 +177,7 @@ async def test_cancel_queued_and_kill_running(make_engine, mode: Mode) -> None:
     reasons = sorted(job.error or "" for job in jobs if job)
     assert sum("while queued" in reason for reason in reasons) == 4
     assert sum("while running" in reason or "was ended" in reason for reason in reasons) == 2
-    if mode is not Mode.THREAD:
+    if not mode.abilities.in_process:
         await until(lambda: not any(psutil.pid_exists(pid) for pid in running_pids), 5, "workers to die")
 
 
@@ -367,7 +380,8 @@ async def test_speedup_needs_a_measured_serial_baseline(make_engine) -> None:
     assert not engine.has_baseline("count_primes", params)
 
 
-@pytest.mark.parametrize("mode", PROCESS_MODES)
+# (A close during a blocking join waits for the job: tests/test_shutdown.py checks that one.)
+@pytest.mark.parametrize("mode", LOOP_FREE_PROCESS_MODES)
 async def test_close_ends_workers_promptly(mode: Mode) -> None:
     engine = Engine(mode=mode, workers=2)
     batch = engine.submit_batch("sleep", 5, {"ms": 10_000})
@@ -651,14 +665,15 @@ def _thread_nice(tid: int) -> int:
     return int(fields[16])  # field 19 of stat: nice
 
 
-@pytest.mark.parametrize("mode", ALL_MODES, ids=str)
+# (Looked at while the job runs: tests/test_blocking.py looks from a thread in blocking join.)
+@pytest.mark.parametrize("mode", LOOP_FREE_MODES, ids=str)
 async def test_workers_run_nicer_when_asked(make_engine, mode: Mode) -> None:
     """The dashboard runs its workers at a lower priority, so it still gets a core under full load."""
     engine = make_engine(mode=mode, worker_nice=7)
     job = engine.submit("sleep", {"ms": 2000})
     await until(lambda: job.state is JobState.RUNNING, what="the job to start")
     assert job.pid is not None and job.thread_id is not None
-    if mode is Mode.THREAD:
+    if mode.abilities.in_process:  # threads, and the threads interpreters run on
         assert _thread_nice(job.thread_id) == 7
         assert psutil.Process().nice() == 0  # the UI's own threads keep their priority
     else:

@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from coredash.engine import Abilities, Engine, JobRecord, JobState, Mode, PoolNotice
-from tests.conftest import ALL_MODES, PROCESS_MODES, EventLog, check_job_invariants, until, worker_children
+from tests.conftest import (
+    ALL_MODES,
+    PROCESS_MODES,
+    EventLog,
+    WorkerWatch,
+    check_job_invariants,
+    until,
+    worker_children,
+)
 
 INNOCENTS = 4
 INNOCENT = ("sleep", {"ms": 300})  # long enough to share the pool with the fault
@@ -133,12 +141,22 @@ async def test_a_worker_killed_from_outside_fails_its_job_only(make_engine, mode
     engine = make_engine(mode=mode)
     log = EventLog(engine)
     await engine.warm_up()
-    victim = engine.submit("hang", {"s": 30})
-    innocents = [engine.submit(*INNOCENT) for _ in range(INNOCENTS)]
-    await until(lambda: victim.state is JobState.RUNNING and victim.pid is not None, what="the victim to run")
-    assert victim.pid is not None
-    os.kill(victim.pid, signal.SIGKILL)  # as `kill -9` from another terminal would
-    await asyncio.wait_for(engine.wait_idle(), 60)
+    if mode.abilities.blocks_loop:
+        # The loop is blocked while the victim runs: a thread watches for its process.
+        with WorkerWatch(then=lambda process: process.send_signal(signal.SIGKILL)) as watch:
+            victim = engine.submit("hang", {"s": 8})  # (under blocking join's cap)
+            innocents = [engine.submit(*INNOCENT) for _ in range(INNOCENTS)]
+            await asyncio.wait_for(engine.wait_idle(), 60)
+        assert watch.acted and victim.pid == watch.found[0].pid
+    else:
+        victim = engine.submit("hang", {"s": 30})
+        innocents = [engine.submit(*INNOCENT) for _ in range(INNOCENTS)]
+        await until(
+            lambda: victim.state is JobState.RUNNING and victim.pid is not None, what="the victim to run"
+        )
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)  # as `kill -9` from another terminal would
+        await asyncio.wait_for(engine.wait_idle(), 60)
     check_job_invariants(log, [victim, *innocents])
     expect(JobState.FAILED, f"pid {victim.pid}", "SIGKILL")(victim)
     assert all(other.state is JobState.DONE for other in innocents)
@@ -188,7 +206,7 @@ async def test_bad_engine_limits_are_refused_clearly() -> None:
 # --- chunks of tiny jobs: the fast path must keep every promise the slow one does ---
 
 
-@pytest.mark.parametrize("mode", [Mode.THREAD, Mode.PROCESS], ids=str)
+@pytest.mark.parametrize("mode", [mode for mode in ALL_MODES if mode.abilities.chunks], ids=str)
 async def test_tiny_jobs_go_in_chunks_and_each_is_still_accounted_for(make_engine, mode: Mode) -> None:
     engine = make_engine(mode=mode, history=5000)
     log = EventLog(engine)
@@ -233,7 +251,7 @@ async def test_a_chunk_whose_worker_dies_is_rerun_one_by_one(make_engine, tmp_pa
     assert any("chunk" in text for text in notices), notices
 
 
-@pytest.mark.parametrize("mode", [Mode.THREAD, Mode.PROCESS], ids=str)
+@pytest.mark.parametrize("mode", [mode for mode in ALL_MODES if mode.abilities.chunks], ids=str)
 async def test_cancelling_chunked_jobs_ends_each_exactly_once(make_engine, mode: Mode) -> None:
     engine = make_engine(mode=mode)
     log = EventLog(engine)

@@ -39,6 +39,12 @@ LOAD = ("--task", "count_primes", "--size", "300000", "--jobs", "200", "--worker
 # The shell line: remember the tty settings, run, then report the exit status and
 # whether the settings came back.
 CHECKED = 'S=$(stty -g); {command}; echo "EXITED $? TTY-$([ "$(stty -g)" = "$S" ] && echo same || echo new)"'
+# Modes that keep the loop free: they quit at once, however busy. One that blocks it
+# (blocking join) can only quit once the job in hand is over: its own test below.
+LOOP_FREE = [mode for mode in REGISTRY.available() if not mode.abilities.blocks_loop]
+BLOCKING_MODES = [mode for mode in REGISTRY.available() if mode.abilities.blocks_loop]
+FREEZE_S = 2.0  # each blocking job: the dashboard is frozen this long
+FROZEN = ("--task", "sleep", "--size", str(int(FREEZE_S * 1000)), "--jobs", "4", "--workers", "2")
 
 
 def start_loaded(pane: TmuxPane, command: str) -> ProcessTree:
@@ -74,7 +80,7 @@ def assert_terminal_restored(pane: TmuxPane, status: int = 0) -> None:
     assert "Traceback" not in pane.history()
 
 
-@pytest.mark.parametrize("mode", REGISTRY.available(), ids=str)
+@pytest.mark.parametrize("mode", LOOP_FREE, ids=str)
 @pytest.mark.parametrize("way", ["q", "ctrl+q", "SIGTERM"])
 def test_quitting_under_load_restores_the_terminal_and_leaves_nothing(
     pane: TmuxPane, mode: Mode, way: str
@@ -96,7 +102,7 @@ def test_quitting_under_load_restores_the_terminal_and_leaves_nothing(
     assert time.monotonic() - began < 30
 
 
-@pytest.mark.parametrize("mode", REGISTRY.available(), ids=str)
+@pytest.mark.parametrize("mode", LOOP_FREE, ids=str)
 def test_closing_the_terminal_under_load_quits_cleanly(pane: TmuxPane, tmp_path: Path, mode: Mode) -> None:
     status_file = tmp_path / "status.json"
     command = keeping_status(status_file, coredash_command("--mode", mode.value, *LOAD))
@@ -109,6 +115,62 @@ def test_closing_the_terminal_under_load_quits_cleanly(pane: TmuxPane, tmp_path:
     # 0, not 120 (a failed flush to the dead terminal) or -1 (killed by the signal).
     assert read_status(status_file) == 0
     assert_nothing_left(pane, tree)
+
+
+def start_frozen(pane: TmuxPane, command: str) -> tuple[ProcessTree, psutil.Process]:
+    """Run the dashboard, start a batch, and return once a blocking job has frozen it."""
+    pane.run(command)
+    tree = ProcessTree(pane.coredash())
+    pane.wait_for("Threads vs processes", 30, "the dashboard")
+    pane.send("r")
+    # Job processes are the forkserver's children: the serial baseline first (it runs
+    # apart, without blocking anything), then batch job #2, whose join() blocks the loop.
+    deadline = time.monotonic() + 30
+    jobs: dict[int, psutil.Process] = {}
+    while len(jobs) < 2:
+        assert time.monotonic() < deadline, f"no blocking job started: {tree.describe(tree.scan())}"
+        children = tree.scan()
+        helpers = {child.pid for child in children if "multiprocessing" in " ".join(child.cmdline())}
+        jobs.update((child.pid, child) for child in children if child.ppid() in helpers)
+        time.sleep(0.01)
+    time.sleep(0.5)  # well into the freeze
+    # The frame drawn just before it, and kept on screen all along: the job it waits for.
+    assert re.search(r"w1 +#2 +sleep", pane.screen()), pane.screen()
+    return tree, list(jobs.values())[-1]
+
+
+@pytest.mark.parametrize("mode", BLOCKING_MODES, ids=str)
+@pytest.mark.parametrize("way", ["q", "SIGTERM", "closed terminal"])
+def test_quitting_during_a_freeze_quits_once_the_job_is_over(
+    pane: TmuxPane, tmp_path: Path, mode: Mode, way: str
+) -> None:
+    """The loop cannot read q or run a signal handler while join() blocks it: both wait
+    for the job, and then coredash quits at once, leaving nothing behind."""
+    status_file = tmp_path / "status.json"
+    command = coredash_command("--mode", mode.value, *FROZEN)
+    tree, job = start_frozen(
+        pane,
+        keeping_status(status_file, command) if way == "closed terminal" else CHECKED.format(command=command),
+    )
+    coredash = tree.root
+    if way == "q":
+        pane.send("q")
+    elif way == "SIGTERM":
+        coredash.send_signal(signal.SIGTERM)
+    else:
+        pane.kill_session()
+    gone = wait_exit(job, FREEZE_S + 5)
+    assert gone is not None, "the job never ended"
+    took = wait_exit(coredash, 10)
+    assert took is not None, f"coredash still running 10 s after the job ended ({way})"
+    assert took < EXIT_WITHIN, f"took {took:.2f} s to exit once the job was over ({way})"
+    if way != "closed terminal":  # (the terminal's hangup reaches the job's process group too, and ends it)
+        assert gone > 0.5, "the job was cut short"  # q and SIGTERM waited for the job to end
+    assert_nothing_left(pane, tree)
+    if way == "closed terminal":
+        assert read_status(status_file) == 0
+        return
+    assert_terminal_restored(pane)
 
 
 def test_more_signals_during_the_quit_do_not_undo_it(pane: TmuxPane) -> None:
@@ -148,6 +210,7 @@ BENCH = ("bench", "--task", "count_primes", "--size", "300000", "--jobs", "200",
         (Mode.PROCESS_PER_JOB, "ctrl+c"),
         (Mode.PROCESS, "SIGTERM"),
         (Mode.PROCESS_PER_JOB, "closed terminal"),
+        (Mode.BLOCKING, "ctrl+c"),  # read once the job in hand (0.25 s) is over
     ],
     ids=lambda value: value.value if isinstance(value, Mode) else value,
 )
@@ -248,3 +311,40 @@ def test_the_dashboard_runs_its_workers_nicer_than_itself(pane: TmuxPane) -> Non
     pane.send("q")
     assert wait_exit(coredash, 10) is not None
     assert_nothing_left(pane, tree)
+
+
+# --- interpreters: jobs in coredash's own process that no one can kill ---------------------------
+
+needs_interpreters = pytest.mark.skipif(
+    not REGISTRY.info("interpreters").available,
+    reason=f"interpreters: {REGISTRY.info('interpreters').reason_unavailable}",
+)
+INTERP_TASKS = str(Path(__file__).parent / "scripts" / "interp_tasks.py")
+
+
+@needs_interpreters
+def test_quitting_mid_batch_stops_running_interpreter_jobs_at_their_checkpoint(pane: TmuxPane) -> None:
+    load = ("--mode", "interpreters", "--task", "hang", "--size", "3600", "--jobs", "20", "--workers", "2")
+    tree = start_loaded(pane, CHECKED.format(command=coredash_command(*load)))
+    pane.send("q")
+    took = wait_exit(tree.root, 10)
+    assert took is not None and took < EXIT_WITHIN, f"exit took {took} s"
+    assert_nothing_left(pane, tree)
+    assert_terminal_restored(pane)
+    assert "ignored the cancel request" not in pane.history()  # both stopped at a checkpoint
+
+
+@needs_interpreters
+def test_quitting_with_interpreter_jobs_that_never_checkpoint_is_bounded_and_says_so(pane: TmuxPane) -> None:
+    """No one can stop such a job: coredash waits a moment, says so, and exits without it."""
+    load = ("--mode", "interpreters", "--tasks", INTERP_TASKS, "--task", "stubborn", "--size", "3600")
+    tree = start_loaded(
+        pane, CHECKED.format(command=coredash_command(*load, "--jobs", "20", "--workers", "2"))
+    )
+    pane.send("q")
+    took = wait_exit(tree.root, 10)
+    # The engine's grace for cancelled jobs (1 s), then the quit path's for stray threads (0.8 s).
+    assert took is not None and took < 4.0, f"exit took {took} s"
+    assert_nothing_left(pane, tree)
+    assert_terminal_restored(pane)
+    assert "2 thread job(s) ignored the cancel request; exiting without them" in pane.history()
