@@ -26,6 +26,12 @@ a peer that is not installed is skipped with a line that says so.
    Target: coredash >= 1.0× the naive per-job path in each mode; the ratio to
    chunked map is reported.
 
+3. Interpreters (issue 10): the same coarse jobs on coredash's ``interpreters``
+   mode against raw ``InterpreterPoolExecutor.map`` (3.14's, or the 3.13
+   backport coredash uses), both warm, interleaved, at workers = usable cores.
+   Targets: coredash ÷ raw <= 1.05; efficiency (serial ÷ (cores × makespan))
+   >= 0.9. Where the mode cannot run (3.11, 3.12) the section says why.
+
 ``--profile`` instead runs one tiny-job batch per coredash mode under cProfile
 and prints where the engine's loop spends its time.
 
@@ -158,10 +164,11 @@ class CoredashEngine(Contender):
         intervals = [(r.started, r.finished) for r in records if r and r.started and r.finished]
         self.pids = {r.pid for r in records if r is not None and r.pid is not None}
         self.max_overlap = _max_overlap(intervals)
-        by_worker: dict[int, list[tuple[float, float]]] = {}
+        by_worker: dict[tuple[int, int], list[tuple[float, float]]] = {}
         for r in records:
             if r is not None and r.pid is not None and r.started and r.finished:
-                by_worker.setdefault(r.pid, []).append((r.started, r.finished))
+                # One worker is a (process, thread): interpreters share coredash's pid.
+                by_worker.setdefault((r.pid, r.thread_id or 0), []).append((r.started, r.finished))
         for runs in by_worker.values():
             runs.sort()
             self.gaps += [nxt[0] - prev[1] for prev, nxt in itertools.pairwise(runs)]
@@ -288,6 +295,98 @@ class Dask(Contender):
     def close(self) -> None:
         self.client.close()
         self.cluster.close()
+
+
+def _interpreter_pool_class() -> type:
+    """3.14's InterpreterPoolExecutor, else the 3.13 backport coredash itself uses."""
+    try:
+        from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
+    except ImportError:
+        from interpreters_backport.concurrent.futures.interpreter import InterpreterPoolExecutor
+    return InterpreterPoolExecutor  # type: ignore[no-any-return]
+
+
+def _interpreter_identity(n: int) -> tuple[int, int]:
+    """Inside an interpreter: the OS thread that ran it (interpreters share the pid)."""
+    import threading
+
+    from tasks.cpu import count_primes
+
+    count_primes(n)
+    return os.getpid(), threading.get_native_id()
+
+
+class RawInterpreterPool(Contender):
+    name = "InterpreterPoolExecutor.map"
+
+    def __init__(self, workers: int) -> None:
+        self.pool = _interpreter_pool_class()(max_workers=workers)
+
+    def warm(self, n: int, jobs: int) -> set[int]:
+        threads = set(self.pool.map(_interpreter_identity, [n] * jobs))
+        return {tid for _, tid in threads}
+
+    def run(self, n: int, jobs: int) -> float:
+        from tasks.cpu import count_primes
+
+        start = time.perf_counter()
+        list(self.pool.map(count_primes, [n] * jobs))
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+def interpreters(args: argparse.Namespace, cores: int, report: object) -> None:
+    from targets import TargetReport, median
+
+    from coredash.engine import REGISTRY, Mode
+
+    assert isinstance(report, TargetReport)
+    why = REGISTRY.info(Mode.INTERPRETERS).reason_unavailable
+    if why is not None:
+        print(f"\n[interpreters] skipped: the interpreters mode {why}", flush=True)
+        report.info(f"interpreters: not run ({why})", 0.0)
+        return
+    jobs = COARSE_JOBS
+    if args.n:
+        n, one = args.n, _time_calls(args.n, 1, 3)
+    else:
+        n, one = calibrate(COARSE_TARGET_S, 150_000, calls=1, trials=3)
+    print(
+        f"\n[interpreters] {jobs} × count_primes(n={n:,}), one job alone here: {one * 1000:.0f} ms; "
+        f"workers = {cores}",
+        flush=True,
+    )
+    coredash = CoredashEngine("interpreters", cores)
+    contenders: list[Contender] = [Serial(), coredash, RawInterpreterPool(cores)]
+    try:
+        for contender in contenders[1:]:
+            seen = contender.warm(n, 2 * cores)
+            print(f"  warmed {contender.name}: ran in {len(seen)} worker(s)", flush=True)
+        print(f"  coredash's interpreter jobs ran in pid(s) {sorted(coredash.pids)} (its own: {os.getpid()})")
+        _OTHERS.clear()
+        times = run_rounds(contenders, n, jobs, args.repeat, "interpreters")
+    finally:
+        for contender in contenders:
+            contender.close()
+    ratio = median([a / b for a, b in zip(times[coredash.name], times[RawInterpreterPool.name], strict=True)])
+    efficiency = median(
+        [s / (cores * c) for s, c in zip(times[Serial.name], times[coredash.name], strict=True)]
+    )
+    raw_efficiency = median(
+        [s / (cores * p) for s, p in zip(times[Serial.name], times[RawInterpreterPool.name], strict=True)]
+    )
+    for name, values in times.items():
+        rounds = " ".join(f"{value:6.3f}" for value in values)
+        print(f"    {name:<30} {rounds}  median {median(values):6.3f} s")
+    report.info("serial makespan (16 jobs, one process)", median(times[Serial.name]), unit=" s")
+    report.info("coredash interpreters makespan", median(times[coredash.name]), unit=" s")
+    report.info("InterpreterPoolExecutor.map makespan", median(times[RawInterpreterPool.name]), unit=" s")
+    report.check("coredash interpreters / raw InterpreterPoolExecutor", ratio, "<=", 1.05, unit="×")
+    report.check("coredash interpreters parallel efficiency", efficiency, ">=", 0.9, note="per round")
+    report.info("raw pool's parallel efficiency", raw_efficiency, note="what this machine allows now")
+    report.info("other processes' load during the rounds", median(_OTHERS), unit=" cores", note="median")
 
 
 def _missing(module: str) -> str | None:
@@ -596,7 +695,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="rounds per contender (median taken)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 2,000 tiny jobs")
-    parser.add_argument("--only", choices=("coarse", "tiny"), default=None)
+    parser.add_argument("--only", choices=("coarse", "tiny", "interpreters"), default=None)
     parser.add_argument(
         "--n", type=int, default=None, help="count_primes n for coarse jobs (skip calibration)"
     )
@@ -630,6 +729,10 @@ def main() -> int:
     if args.only in (None, "tiny"):
         reports.append(TargetReport(f"tiny jobs: {args.tiny_jobs:,} × ~20 µs, throughput (issue 4 item 2)"))
         tiny(args, cores, reports[-1])
+        reports[-1].print()
+    if args.only in (None, "interpreters"):
+        reports.append(TargetReport(f"interpreters: {COARSE_JOBS} × ~0.25 s, makespan (issue 10)"))
+        interpreters(args, cores, reports[-1])
         reports[-1].print()
     if args.json is not None:
         combined = TargetReport(f"peers ({commit})", [f for r in reports for f in r.figures])

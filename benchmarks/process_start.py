@@ -9,7 +9,10 @@ jobs (count_primes, ``n`` calibrated to about 5 ms here) at workers = usable cor
 * coredash process-per-job mode (the real Engine, headless);
 * a raw ``multiprocessing.Process`` + ``Pipe`` per job, ``cores`` at a time;
 * coredash process mode (a pool);
-* a raw ``ProcessPoolExecutor``.
+* a raw ``ProcessPoolExecutor``;
+* where the ``interpreters`` mode runs (3.13 with the backport, 3.14), coredash's
+  interpreters mode and a raw ``InterpreterPoolExecutor``, beside the pools of
+  the first start method (interpreters start no process: no start method).
 
 Each round starts cold: the engine or pool is created inside the timed region,
 all jobs are submitted at once, and the time to the first result is taken. Then
@@ -117,6 +120,35 @@ def round_raw_pool(method: str, n: int, jobs: int, workers: int) -> Timing:
     return timing
 
 
+def round_raw_interpreters(n: int, jobs: int, workers: int) -> Timing:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from tasks.cpu import count_primes
+
+    try:
+        from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
+    except ImportError:
+        from interpreters_backport.concurrent.futures.interpreter import InterpreterPoolExecutor
+
+    timing = Timing()
+    start = time.perf_counter()
+    pool = InterpreterPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(count_primes, n) for _ in range(jobs)]
+        wait(futures, return_when=FIRST_COMPLETED)
+        timing.first = time.perf_counter() - start
+        wait(futures)
+        timing.cold = time.perf_counter() - start
+        start = time.perf_counter()
+        futures = [pool.submit(count_primes, n) for _ in range(jobs)]
+        for future in futures:
+            future.result()
+        timing.warm = time.perf_counter() - start
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return timing
+
+
 def round_coredash(mode: str, method: str, n: int, jobs: int, workers: int) -> Timing:
     import asyncio
 
@@ -194,7 +226,7 @@ def main() -> int:
 
     from targets import TargetReport, median
 
-    from coredash.engine import usable_cpus
+    from coredash.engine import REGISTRY, Mode, usable_cpus
 
     workers = usable_cpus()
     n = args.n or calibrate(JOB_TARGET_S)[0]
@@ -216,6 +248,14 @@ def main() -> int:
             "coredash process pool": lambda m=method: round_coredash("process", m, n, args.jobs, workers),
             "ProcessPoolExecutor": lambda m=method: round_raw_pool(m, n, args.jobs, workers),
         }
+        interpreters_why = REGISTRY.info(Mode.INTERPRETERS).reason_unavailable
+        if method == methods[0] and interpreters_why is None:
+            contenders["coredash interpreters"] = lambda m=method: round_coredash(
+                "interpreters", m, n, args.jobs, workers
+            )
+            contenders["InterpreterPoolExecutor"] = lambda: round_raw_interpreters(n, args.jobs, workers)
+        elif method == methods[0]:
+            print(f"  interpreters not measured: the mode {interpreters_why}", flush=True)
         names = list(contenders)
         results: dict[str, list[Timing]] = {name: [] for name in names}
         runs: list[float] = []  # one job's own run time, measured in every round
@@ -251,7 +291,8 @@ def main() -> int:
     print(
         "\n  Why pools exist: a new process costs a fork (forkserver) or a whole interpreter start and "
         "imports (spawn) before the job's first line; a pool pays that once and then only pickles "
-        "each job and its result."
+        "each job and its result. An interpreter pool starts no process, but each interpreter "
+        "imports its own modules before its first job."
     )
     if args.json is not None:
         report.write_json(args.json)

@@ -1,14 +1,19 @@
 """Regenerate the README's screenshots from real runs (real jobs, real psutil samples).
 
-    .venv/bin/python screenshots/generate.py [--size 160x45]
+    .venv-3.13/bin/python screenshots/generate.py [--size 160x45]   # 3.13: with interpreters
 
 One dashboard session, driven the way a user would drive it:
 
 1. threads-pure-python.svg: count_primes on threads, mid-batch. One core's worth
    of work spread over the cores; coredash's process at ~1.0 cores (the GIL).
 2. processes-pure-python.svg: the same batch on a process pool: every core busy.
-3. side-by-side.svg: after the same batch ran in all three modes.
-4. threads-gil-free.svg: sha256 (releases the GIL) on threads: every core busy.
+3. interpreters-pure-python.svg: the same batch on subinterpreters (where the
+   mode runs: 3.13 with coredash[interpreters], or 3.14): every core busy inside
+   coredash's own process.
+4. blocking-join.svg: right after the same batch ran with process.join() on the
+   loop: the notice and the lag meter say how long the screen was frozen.
+5. side-by-side.svg: after the same batch ran in every mode.
+6. threads-gil-free.svg: sha256 (releases the GIL) on threads: every core busy.
 
 Numbers depend on the machine and on what else runs on it; the script waits on
 the batch's progress, never on fixed sleeps, so every shot shows what it says.
@@ -89,7 +94,21 @@ async def session(size: tuple[int, int]) -> None:
         await wait_for(lambda: batch_finished(app))
 
         await run_batch(app, Mode.PROCESS_PER_JOB, until_fraction=None)
-        await asyncio.sleep(1.5)  # let the last notification fade a little
+
+        why = Mode.INTERPRETERS.info.reason_unavailable
+        if why is None:
+            await run_batch(app, Mode.INTERPRETERS, until_fraction=0.6)
+            await shoot(app, "interpreters-pure-python")
+            await wait_for(lambda: batch_finished(app))
+        else:
+            print(f"interpreters-pure-python.svg not taken: the mode {why}")
+
+        # The loop is blocked for each job: the shot comes after the freeze, with the
+        # notice and the lag meter that report it.
+        await run_batch(app, Mode.BLOCKING, until_fraction=None)
+        await asyncio.sleep(0.5)
+        await shoot(app, "blocking-join")
+        await asyncio.sleep(6.0)  # let the notifications fade
         await shoot(app, "side-by-side")
 
         app.task_name, app.task_size = "sha256", engine.catalog.get("sha256").default_size
