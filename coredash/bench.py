@@ -328,38 +328,40 @@ def render_table(report: BenchReport) -> Table:
         pad_edge=False,
         caption_justify="left",
     )
-    for header, justify in (
-        ("mode", "left"),
-        ("workers", "right"),
-        ("makespan", "right"),
-        ("speedup\nvs 1 w", "right"),
-        ("effi-\nciency", "right"),
-        ("vs\nserial", "right"),
-        ("paral-\nlelism", "right"),
-        ("mean\nwait", "right"),
-        ("mean\noverhead", "right"),
-        ("jobs/s", "right"),
-        ("chunk", "left"),
-        ("expect", "left"),
-        ("failed", "right"),
-    ):
+    # Columns that say nothing for this run stay out, so the table fits 120 columns:
+    # chunk only when a setting was given or jobs really went several to a call,
+    # failed only when something failed.
+    chunked = str(config.get("chunk", "auto")) != "auto" or any(
+        (run.mean_chunk or 1.0) > 1.05 for run in report.runs
+    )
+    failures = any(run.failed or run.cancelled for run in report.runs)
+    columns: list[tuple[str, str, Callable[[BenchRun], str]]] = [
+        ("mode", "left", lambda run: run.mode),
+        ("workers", "right", lambda run: str(run.workers)),
+        ("makespan", "right", lambda run: format_seconds(run.makespan_s)),
+        ("speedup\nvs 1 w", "right", lambda run: format_ratio(run.speedup)),
+        ("effi-\nciency", "right", lambda run: "-" if run.efficiency is None else f"{run.efficiency:.0%}"),
+        ("vs\nserial", "right", lambda run: format_ratio(run.vs_serial)),
+        ("paral-\nlelism", "right", lambda run: f"{run.parallelism:.2f}"),
+        ("mean\nwait", "right", lambda run: format_seconds(run.mean_wait_s)),
+        ("mean\noverhead", "right", lambda run: format_seconds(run.mean_overhead_s)),
+        ("jobs/s", "right", lambda run: format_rate(run.jobs_per_s)),
+    ]
+    if chunked:
+        columns.append(("chunk", "left", lambda run: run.chunk_text.removeprefix("chunk ")))
+    columns.append(("expect", "left", lambda run: run.expect))
+    if failures:
+        columns.append(
+            (
+                "failed",
+                "right",
+                lambda run: str(run.failed + run.cancelled) if run.failed or run.cancelled else "",
+            )
+        )
+    for header, justify, _ in columns:
         table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for run in report.runs:
-        table.add_row(
-            run.mode,
-            str(run.workers),
-            format_seconds(run.makespan_s),
-            format_ratio(run.speedup),
-            "-" if run.efficiency is None else f"{run.efficiency:.0%}",
-            format_ratio(run.vs_serial),
-            f"{run.parallelism:.2f}",
-            format_seconds(run.mean_wait_s),
-            format_seconds(run.mean_overhead_s),
-            format_rate(run.jobs_per_s),
-            run.chunk_text.removeprefix("chunk "),
-            run.expect,
-            str(run.failed + run.cancelled) if (run.failed or run.cancelled) else "",
-        )
+        table.add_row(*(value(run) for _, _, value in columns))
     return table
 
 

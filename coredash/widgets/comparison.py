@@ -89,7 +89,7 @@ def comparison_rows(data: ComparisonData, width: int) -> list[Row]:
             cell("speedup", 9, "bold", ">"),
             cell("effic", 6, "bold", ">"),
             cell("jobs/s", 8, "bold", ">"),
-            ("  chunk", "bold"),
+            ("  lag p99 · chunk", "bold"),
         ],
     ]
     stale = False
@@ -121,12 +121,13 @@ def comparison_rows(data: ComparisonData, width: int) -> list[Row]:
         row.append(cell(format_rate(summary.jobs_per_s), 8, "bold", ">"))
         # How it was chunked comes first: two rows of one mode differ by it. A stall the
         # UI could feel (the monitor's red, 100 ms) comes before even that.
+        # The loop's lag p99 during the batch leads (the blocking join's proof), then
+        # how the jobs were sent.
         parts = [summary.chunk_text.removeprefix("chunk "), f"×{summary.jobs} on {summary.workers}w"]
         if mode.abilities.blocks_loop:
             parts.insert(0, "1 at a time")  # whatever the worker count: why its makespan is the sum
         lag = data.lag_p99_ms.get(summary.batch_id)
-        if lag is not None:
-            parts.insert(0 if lag >= 100 else len(parts), f"lag p99 {format_seconds(lag / 1000)}")
+        parts.insert(0, "–" if lag is None else format_seconds(lag / 1000))
         tail = "  " + " · ".join(parts)
         room = width - (fixed + 2 * bar_width)
         if room >= 10:

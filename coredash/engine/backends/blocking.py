@@ -70,6 +70,9 @@ BREATHER_MAX_S = 0.5
 # One toast per stall would stack up over a batch: at most one per toast lifetime,
 # the later stalls counted in the next one.
 NOTICE_EVERY_S = 8.0
+# The stalls still uncounted when the batch ends are told this long after the last
+# one, once no job is left in flight here: the batch's last freezes are not lost.
+FLUSH_AFTER_S = 0.3
 
 
 class OverLimit(Exception):
@@ -92,6 +95,7 @@ class BlockingBackend(Backend):
         self._last_notice = float("-inf")
         self._last_blocked = FREE_LOOP_S * 10  # as if after a long freeze: the first job gets the most
         self._unreported: list[float] = []  # stalls since the last notice
+        self._flush: asyncio.TimerHandle | None = None
 
     async def _call(self, unit: Unit) -> list[WorkerResult]:
         # Never chunked (abilities.chunks is False): one job, one process.
@@ -201,6 +205,7 @@ class BlockingBackend(Backend):
         now = time.monotonic()
         if now - self._last_notice < NOTICE_EVERY_S:
             self._unreported.append(blocked)
+            self._flush_later()
             return
         text = (
             f"process.join() blocked the event loop for {blocked:.2f} s: nothing was drawn and no key "
@@ -219,6 +224,27 @@ class BlockingBackend(Backend):
         self._unreported.clear()
         self._last_notice = now
         self.ctx.notice(text)
+
+    def _flush_later(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+        self._flush = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._flush_unreported)
+
+    def _flush_unreported(self) -> None:
+        self._flush = None
+        if not self._unreported or self.closed:
+            return
+        if self.inflight:  # the batch goes on: its next freeze will be counted too
+            self._flush_later()
+            return
+        count, longest = len(self._unreported), max(self._unreported)
+        total = sum(self._unreported)
+        self._unreported.clear()
+        self._last_notice = time.monotonic()
+        self.ctx.notice(
+            f"process.join() blocked the event loop {count} more time{'s' if count != 1 else ''} "
+            f"({total:.2f} s in all, the longest {longest:.2f} s): the screen was frozen for each job."
+        )
 
     def _awaiting_twin(self) -> ModeInfo | None:
         """The registered mode that runs jobs this way but awaits them (read from abilities)."""
@@ -241,6 +267,8 @@ class BlockingBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
+        if self._flush is not None:
+            self._flush.cancel()
         if self._process is not None:
             kill_process(self._process)
 
