@@ -34,7 +34,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 JOB_TARGET_S = 0.005
 JOBS = 40
@@ -94,16 +96,15 @@ def round_raw_per_job(method: str, n: int, jobs: int, workers: int) -> Timing:
     return timing
 
 
-def round_raw_pool(method: str, n: int, jobs: int, workers: int) -> Timing:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def _cold_then_warm(make_pool: Callable[[], Any], n: int, jobs: int) -> Timing:
+    """A raw pool made inside the timed region: first result, all results; then warm again."""
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     from tasks.cpu import count_primes
 
-    context = multiprocessing.get_context(method)
     timing = Timing()
     start = time.perf_counter()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = make_pool()
     try:
         futures = [pool.submit(count_primes, n) for _ in range(jobs)]
         wait(futures, return_when=FIRST_COMPLETED)
@@ -120,33 +121,21 @@ def round_raw_pool(method: str, n: int, jobs: int, workers: int) -> Timing:
     return timing
 
 
+def round_raw_pool(method: str, n: int, jobs: int, workers: int) -> Timing:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context(method)
+    return _cold_then_warm(lambda: ProcessPoolExecutor(max_workers=workers, mp_context=context), n, jobs)
+
+
 def round_raw_interpreters(n: int, jobs: int, workers: int) -> Timing:
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    from tasks.cpu import count_primes
-
     try:
         from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
     except ImportError:
         from interpreters_backport.concurrent.futures.interpreter import InterpreterPoolExecutor
 
-    timing = Timing()
-    start = time.perf_counter()
-    pool = InterpreterPoolExecutor(max_workers=workers)
-    try:
-        futures = [pool.submit(count_primes, n) for _ in range(jobs)]
-        wait(futures, return_when=FIRST_COMPLETED)
-        timing.first = time.perf_counter() - start
-        wait(futures)
-        timing.cold = time.perf_counter() - start
-        start = time.perf_counter()
-        futures = [pool.submit(count_primes, n) for _ in range(jobs)]
-        for future in futures:
-            future.result()
-        timing.warm = time.perf_counter() - start
-    finally:
-        pool.shutdown(cancel_futures=True)
-    return timing
+    return _cold_then_warm(lambda: InterpreterPoolExecutor(max_workers=workers), n, jobs)
 
 
 def round_coredash(mode: str, method: str, n: int, jobs: int, workers: int) -> Timing:

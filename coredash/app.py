@@ -466,7 +466,8 @@ class CoredashApp(App[int]):
         count = self.engine.kill_running()
         # Jobs whose executor cannot kill them (threads) stop at their next checkpoint().
         threads = [job for job in stopping if job.mode is not None and not job.mode.abilities.can_kill]
-        how = "threads stop at their next checkpoint()" if threads else "workers ended"
+        labels = " and ".join(dict.fromkeys(job.mode.label for job in threads if job.mode is not None))
+        how = f"{labels} jobs stop at their next checkpoint()" if threads else "workers ended"
         self.notify(f"stopping {count} running job{'s' if count != 1 else ''} ({how})", timeout=3)
         if threads:
             self.set_timer(2.0, lambda: self._report_unstoppable(threads))
@@ -477,8 +478,9 @@ class CoredashApp(App[int]):
         if stuck:
             ids = ", ".join(f"#{job.id}" for job in stuck)
             self.notify(
-                f"job {ids} has not reached a checkpoint(): a thread cannot be killed, so it runs "
-                "to its end. Process modes can end jobs at once; q quits without waiting.",
+                f"job {ids} has not reached a checkpoint(): it runs on a thread (interpreters run on "
+                "threads too), which cannot be killed, so it runs to its end. Process modes can end "
+                "jobs at once; q quits without waiting.",
                 title="Still running",
                 severity="warning",
                 timeout=10,

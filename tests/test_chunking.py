@@ -222,9 +222,9 @@ def test_the_comparison_shows_chunk_off_and_auto_as_two_rows_with_jobs_per_s() -
         text([(p, "") if isinstance(p, str) else p for p in row])
         for row in comparison_rows(ComparisonData(found, 2, Mode.PROCESS), 140)
     ]
-    assert any("jobs/s  chunk" in row for row in rows)
-    off = next(row for row in rows if "  1 · ×2000" in row)
-    auto = next(row for row in rows if "  auto (≈40) · ×2000" in row)
+    assert any("jobs/s  lag p99 · chunk" in row for row in rows)
+    off = next(row for row in rows if " · 1 · ×2000" in row)  # after the lag ("–": not measured)
+    auto = next(row for row in rows if " · auto (≈40) · ×2000" in row)
     assert "1,250" in off and "22k" in auto  # 2000 jobs in 1.6 s, and in 90 ms
     assert off.startswith("▶ process pool") and "process pool" in auto
 
@@ -269,4 +269,4 @@ async def test_picker_sets_the_chunk_and_two_batches_land_side_by_side() -> None
         assert [s.chunk for s in process] == [OFF, AUTO]
         assert process[1].jobs_per_s > process[0].jobs_per_s
         shown = app.query_one(ComparisonPanel).render().plain  # type: ignore[union-attr]
-        assert "jobs/s  chunk" in shown and "  1 · " in shown and "  auto (≈" in shown
+        assert "jobs/s  lag p99" in shown and " · 1 · " in shown and " · auto (≈" in shown, shown

@@ -133,7 +133,8 @@ async def test_a_registered_mode_gets_a_key_a_footer_entry_and_a_status_chip(thr
         # The footer keeps its order: the new mode sits after the three others.
         order = list(footer_keys(app))
         assert order.index("s") < order.index("y") < order.index("k")
-        assert " y throwaway " in str(app.query_one(StatusLine).render())
+        # A chip: the key alone at this width (labels need room the facts after them want).
+        assert " y " in str(app.query_one(StatusLine).render())
         # Its key switches the engine (this needs the engine to build the mode's backend).
         await pilot.press("y")
         await wait_until(pilot, lambda: app.engine.mode == throwaway, "the key to switch mode")
@@ -144,6 +145,14 @@ async def test_a_registered_mode_gets_a_key_a_footer_entry_and_a_status_chip(thr
             lambda: any(b.finished and b.mode == throwaway for b in app.engine.snapshot().batches),
             "a batch in the registered mode",
         )
+
+
+async def test_a_wide_status_line_names_every_mode_in_full(throwaway: Mode) -> None:
+    app = make_app()
+    async with app.run_test(size=(240, 30)) as pilot:
+        await pilot.pause()
+        line = str(app.query_one(StatusLine).render())
+        assert all(f" {info.key} {info.label} " in line for info in REGISTRY), line
 
 
 # --- a mode that cannot run here -----------------------------------------------

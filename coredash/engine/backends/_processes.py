@@ -11,8 +11,8 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from coredash.engine.backends.base import SendError
-from coredash.engine.worker import one_line_error
+from coredash.engine.backends.base import BackendContext, SendError
+from coredash.engine.worker import JobSpec, WorkerResult, one_line_error, run_child_job
 
 
 class WorkerDied(Exception):
@@ -109,3 +109,36 @@ def kill_process(process: BaseProcess) -> None:
     """SIGKILL through the Process object: it knows whether its pid was already reaped."""
     with contextlib.suppress(ProcessLookupError, PermissionError, ValueError, AttributeError, OSError):
         process.kill()
+
+
+def start_job_process(ctx: BackendContext, spec: JobSpec, result_writer: Any) -> BaseProcess:
+    """One job's own process, started: run_child_job writes its result to ``result_writer``.
+
+    Arguments that will not pickle (forkserver and spawn pickle them) raise SendError
+    with the reason; the caller closes its end of the writer either way.
+    """
+    process: BaseProcess = ctx.mp_context.Process(  # type: ignore[attr-defined]
+        target=run_child_job,
+        args=(spec, ctx.report_conn, result_writer, ctx.limits),
+        name=f"coredash-job-{spec.job_id}",
+        daemon=True,  # multiprocessing ends daemons at exit: a last safety net
+    )
+    try:
+        with stderr_with_fileno():
+            process.start()
+    except Exception as exc:
+        if is_pickling_error(exc):
+            raise SendError(f"the job could not be sent to its process: {one_line_error(exc)}") from exc
+        raise
+    return process
+
+
+def load_result(data: bytes) -> WorkerResult | None:
+    """The WorkerResult a child wrote, or None (nothing, or a truncated pickle from a kill mid-write)."""
+    if not data:
+        return None
+    try:
+        result = pickle.loads(data)
+    except Exception:
+        return None
+    return result if isinstance(result, WorkerResult) else None

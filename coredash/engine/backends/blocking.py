@@ -26,31 +26,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import pickle
 import tempfile
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
-from coredash.engine.backends._processes import (
-    WorkerDied,
-    is_pickling_error,
-    kill_process,
-    stderr_with_fileno,
-)
+from coredash.engine.backends._processes import WorkerDied, kill_process, load_result, start_job_process
 from coredash.engine.backends.base import (
     Backend,
     BackendContext,
     NotStarted,
     Outcome,
-    SendError,
     Unit,
     timeout_text,
 )
 from coredash.engine.limits import MAX_BLOCKING_JOB_S
 from coredash.engine.model import JobRecord, JobState
-from coredash.engine.worker import JobSpec, WorkerResult, one_line_error, run_child_job
+from coredash.engine.worker import JobSpec, WorkerResult
 from coredash.taskapi import CancelFlag
 from coredash.units import format_seconds
 
@@ -134,13 +127,8 @@ class BlockingBackend(Backend):
             os.close(fd)
         exitcode, pid = process.exitcode, process.pid
         process.close()
-        result = None
-        if data:
-            try:
-                result = pickle.loads(data)
-            except Exception:
-                result = None  # a child killed mid-write leaves a truncated pickle
-        if isinstance(result, WorkerResult):
+        result = load_result(data)
+        if result is not None:
             return result
         raise WorkerDied(pid, exitcode)
 
@@ -148,19 +136,8 @@ class BlockingBackend(Backend):
         # The child writes its result through this end; run_child_job only needs a
         # fileno() to os.write to, and a Connection travels to forkserver/spawn children.
         writer = Connection(os.dup(fd), readable=False)
-        process: BaseProcess = self.ctx.mp_context.Process(  # type: ignore[attr-defined]
-            target=run_child_job,
-            args=(spec, self.ctx.report_conn, writer, self.ctx.limits),
-            name=f"coredash-job-{spec.job_id}",
-            daemon=True,  # multiprocessing ends daemons at exit: a last safety net
-        )
         try:
-            with stderr_with_fileno():
-                process.start()
-        except Exception as exc:
-            if is_pickling_error(exc):
-                raise SendError(f"the job could not be sent to its process: {one_line_error(exc)}") from exc
-            raise
+            process = start_job_process(self.ctx, spec, writer)
         finally:
             writer.close()
         self._process = process

@@ -6,27 +6,20 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import pickle
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
-from coredash.engine.backends._processes import (
-    WorkerDied,
-    is_pickling_error,
-    kill_process,
-    stderr_with_fileno,
-)
+from coredash.engine.backends._processes import WorkerDied, kill_process, load_result, start_job_process
 from coredash.engine.backends.base import (
     Backend,
     BackendContext,
     NotStarted,
     Outcome,
-    SendError,
     Unit,
     timeout_text,
 )
 from coredash.engine.model import JobRecord
-from coredash.engine.worker import JobSpec, WorkerResult, one_line_error, run_child_job
+from coredash.engine.worker import JobSpec, WorkerResult
 
 if TYPE_CHECKING:
     from coredash.engine.modes import ModeInfo
@@ -69,19 +62,10 @@ class ProcessPerJobBackend(Backend):
             raise NotStarted("cancelled before it started")
         loop = asyncio.get_running_loop()
         result_reader, result_writer = multiprocessing.Pipe(duplex=False)
-        process = self.ctx.mp_context.Process(  # type: ignore[attr-defined]
-            target=run_child_job,
-            args=(spec, self.ctx.report_conn, result_writer, self.ctx.limits),
-            name=f"coredash-job-{spec.job_id}",
-            daemon=True,  # multiprocessing ends daemons at exit: a last safety net
-        )
         try:
-            with stderr_with_fileno():
-                process.start()
-        except BaseException as exc:
+            process = start_job_process(self.ctx, spec, result_writer)
+        except BaseException:
             result_reader.close()
-            if isinstance(exc, Exception) and is_pickling_error(exc):
-                raise SendError(f"the job could not be sent to its process: {one_line_error(exc)}") from exc
             raise
         finally:
             result_writer.close()  # else the parent never sees end-of-file
@@ -96,13 +80,8 @@ class ProcessPerJobBackend(Backend):
             raise
         finally:
             result_reader.close()
-        result = None
-        if data:
-            try:
-                result = pickle.loads(data)
-            except Exception:
-                result = None  # a child killed mid-write leaves a truncated pickle
-        if isinstance(result, WorkerResult):
+        result = load_result(data)
+        if result is not None:
             # The whole result is here: the job is over. The child may still be
             # tearing its interpreter down; reap it in the background rather than
             # bill that to the job.
