@@ -249,7 +249,8 @@ async def test_i_switches_the_dashboard_to_interpreters_and_a_batch_runs_there()
     from coredash.widgets.workers_panel import WorkersPanel
 
     engine = Engine(mode=Mode.THREAD, workers=2)
-    app = CoredashApp(engine, task="count_primes", size=300_000, jobs=4, refresh=10)
+    # Jobs of ~0.7 s: a worker row is drawn running before they end, even on a busy machine.
+    app = CoredashApp(engine, task="count_primes", size=600_000, jobs=4, refresh=10)
     app.auto_baseline = False
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.press("i")
