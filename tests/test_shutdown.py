@@ -129,9 +129,16 @@ def start_frozen(pane: TmuxPane, command: str) -> tuple[ProcessTree, psutil.Proc
     jobs: dict[int, psutil.Process] = {}
     while len(jobs) < 2:
         assert time.monotonic() < deadline, f"no blocking job started: {tree.describe(tree.scan())}"
-        children = tree.scan()
-        helpers = {child.pid for child in children if "multiprocessing" in " ".join(child.cmdline())}
-        jobs.update((child.pid, child) for child in children if child.ppid() in helpers)
+        helpers: set[int] = set()
+        for child in (children := tree.scan()):
+            # The serial baseline's process may be a zombie by now: it has no cmdline to read.
+            with contextlib.suppress(psutil.Error):
+                if "multiprocessing" in " ".join(child.cmdline()):
+                    helpers.add(child.pid)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                if child.ppid() in helpers:
+                    jobs[child.pid] = child
         time.sleep(0.01)
     time.sleep(0.5)  # well into the freeze
     # The frame drawn just before it, and kept on screen all along: the job it waits for.
