@@ -303,12 +303,15 @@ async def run_and_check(engine: Engine, run: Run, ops: list[tuple[Any, ...]], co
             else:
                 run.apply(op)
                 await asyncio.sleep(0)  # let done callbacks and start reports in between
+        # A queue of hundreds switched onto the blocking join runs one process at a
+        # time, each a freeze of its own (30-100 ms here): give it time per job.
+        timeout = IDLE_TIMEOUT + (0.25 * len(run.live()) if engine.mode.abilities.blocks_loop else 0.0)
         try:
             if not busy:
-                await asyncio.wait_for(engine.wait_idle(), IDLE_TIMEOUT)
+                await asyncio.wait_for(engine.wait_idle(), timeout)
         except TimeoutError:
             raise AssertionError(
-                f"engine not idle after {IDLE_TIMEOUT:g} s; unfinished jobs:\n{run.describe_unfinished()}"
+                f"engine not idle after {timeout:g} s; unfinished jobs:\n{run.describe_unfinished()}"
             ) from None
         unfinished = "" if busy else run.describe_unfinished()
         assert not unfinished, f"engine said idle, but jobs are not over:\n{unfinished}"
