@@ -33,9 +33,11 @@ from coredash.engine import (
     Mode,
     usable_cpus,
 )
+from coredash.engine.amdahl import MeasuredPoint
 from coredash.engine.chunking import AUTO, ChunkPolicy
 from coredash.engine.gil import GilState, expectation
 from coredash.engine.model import EngineEvent
+from coredash.engine.sweep import SweepCurve, make_curve
 from coredash.lifecycle import (
     Stopped,
     StopSignals,
@@ -43,6 +45,8 @@ from coredash.lifecycle import (
     detach_if_hung_up,
     helpers_immune_to_ctrl_c,
 )
+from coredash.plot import sweep_chart
+from coredash.records import Recorder
 from coredash.units import format_rate, format_ratio, format_seconds
 
 
@@ -110,7 +114,34 @@ class BenchReport:
             "serial_s": self.serial_s,
             "serial_error": self.serial_error,
             "runs": [asdict(run) for run in self.runs],
+            # Per mode: the (workers, speedup) points, the Amdahl fit and its residual.
+            "scaling": [curve.to_json() for curve in self.curves()],
         }
+
+    def curves(self) -> list[SweepCurve]:
+        """The runs as scaling curves, one per mode, each with its Amdahl fit."""
+        cores = int(self.machine.get("usable_cores") or usable_cpus())
+        modes = list(dict.fromkeys(run.mode for run in self.runs))
+        return [
+            make_curve(
+                mode,
+                [
+                    MeasuredPoint(
+                        workers=run.workers,
+                        speedup=run.speedup,
+                        parallelism=run.parallelism,
+                        overhead_s=run.mean_overhead_s,
+                        run_s=run.mean_run_s,
+                        makespan_s=run.makespan_s,
+                        jobs=int(self.config["jobs"]),
+                    )
+                    for run in self.runs
+                    if run.mode == mode and run.speedup is not None
+                ],
+                cores,
+            )
+            for mode in modes
+        ]
 
 
 def machine_info(start_method: str, gil: GilState) -> dict[str, Any]:
@@ -159,8 +190,9 @@ async def run_bench(
     config: BenchConfig,
     catalog: Catalog,
     on_progress: ProgressHook | None = None,
+    recorder: Recorder | None = None,
 ) -> BenchReport:
-    """Run every configuration ``repeat`` times; report medians."""
+    """Run every configuration ``repeat`` times; report medians (and record every job, if asked)."""
     serial_s: float | None = None
     serial_error: str | None = None
     if config.serial:
@@ -194,6 +226,8 @@ async def run_bench(
                     on_progress(label, ended, config.jobs)
 
         engine.subscribe(count)
+        if recorder is not None:
+            recorder.attach(engine)
         try:
             for rep in range(config.repeat):
                 for mode in config.modes:
@@ -365,7 +399,22 @@ def render_table(report: BenchReport) -> Table:
     return table
 
 
-def run_bench_cli(config: BenchConfig, catalog: Catalog, json_path: Path | None) -> int:
+def _record_report(recorder: Recorder, report: BenchReport) -> None:
+    """The table's numbers and the sweep curves with their fits, into session.json."""
+    recorder.add_section("bench", report.to_json())  # closed, it still rewrites session.json
+    for curve in report.curves():
+        recorder.add_sweep(curve)
+    recorder.flush()
+
+
+def run_bench_cli(
+    config: BenchConfig,
+    catalog: Catalog,
+    json_path: Path | None,
+    *,
+    plot: bool = False,
+    record: Path | None = None,
+) -> int:
     out = Console()
     if not out.is_terminal:
         out = Console(width=150)  # pipes and CI logs: no terminal width to fit
@@ -385,17 +434,27 @@ def run_bench_cli(config: BenchConfig, catalog: Catalog, json_path: Path | None)
             bars[label] = progress.add_task(label, total=total)
         progress.update(bars[label], completed=done)
 
+    recorder = Recorder(record) if record is not None else None
     try:
         with progress:
             if config.serial:
                 progress.console.print(f"[dim]serial baseline: {config.jobs} calls in a plain loop…[/]")
-            report = asyncio.run(run_bench(config, catalog, on_progress))
+            report = asyncio.run(run_bench(config, catalog, on_progress, recorder))
     except OSError:
         # The terminal was closed under the progress bar? The engine is closed by now.
         if not detach_if_hung_up():
             raise
         raise Stopped(signal.SIGHUP) from None
+    finally:
+        if recorder is not None:
+            recorder.close()  # what was measured before a stop is kept too
+    if recorder is not None:
+        _record_report(recorder, report)
+        err.print(f"recorded {recorder.jobs_ended} jobs in {record}", markup=False)
     out.print(render_table(report))
+    if plot:
+        cores = int(report.machine["usable_cores"])
+        out.print(sweep_chart(report.curves(), cores, width=max(min(out.width - 10, 72), 20)))
     if report.serial_error:
         err.print(f"serial baseline skipped: {report.serial_error}", markup=False)
     if json_path is not None:
