@@ -8,6 +8,7 @@ never schedule anything.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import threading
@@ -43,12 +44,15 @@ from coredash.engine import (
     python_label,
 )
 from coredash.engine.gil import GilState, expectation
+from coredash.engine.sweep import SweepPlan, SweepProgress, SweepResult, run_sweep, sweep_workers
 from coredash.lifecycle import QuitSignals, terminal_hung_up
 from coredash.loop_lag import LoopLagMonitor
+from coredash.records import Recorder, RecordError, default_folder
 from coredash.sampling import CoreHistory, CpuSample, LoadAverager, PsutilSampler, Sampler
 from coredash.screens.help import HelpScreen
 from coredash.screens.job_detail import JobDetailScreen
 from coredash.screens.picker import JobChoice, JobPickerScreen
+from coredash.screens.sweep import SweepScreen
 from coredash.units import format_rate, format_seconds
 from coredash.view_model import (
     BatchLag,
@@ -56,6 +60,7 @@ from coredash.view_model import (
     capacity_note,
     comparison,
     core_marks,
+    format_params,
     worker_rows,
 )
 from coredash.widgets.comparison import ComparisonData, ComparisonPanel
@@ -79,6 +84,8 @@ DASHBOARD_ACTIONS = frozenset(
         "cancel_queued",
         "kill_running",
         "clear_results",
+        "save_records",
+        "sweep",
         "help",
     }
 )
@@ -123,6 +130,7 @@ class CoredashApp(App[int]):
         lag_monitor: LoopLagMonitor | None = None,
         python: str | None = None,
         gil_state: Callable[[], GilState] = GilState.now,
+        recorder: Recorder | None = None,
     ) -> None:
         super().__init__()
         self.dashboard_bindings = dashboard_bindings()
@@ -147,6 +155,9 @@ class CoredashApp(App[int]):
         # Read every redraw: importing an extension can turn a free-threaded build's GIL
         # back on for good. Tests pass other builds' states here (none can be installed).
         self.gil_state = gil_state
+        # Records every job from the start (in memory until a folder is given: --record or e).
+        self.recorder = recorder if recorder is not None else Recorder()
+        self.recorder.attach(engine)
         self._last_sample: CpuSample | None = None
         self._history_key: tuple[int, int] = (-1, -1)
         self._history_cache: tuple[tuple[float, ...], ...] = ()
@@ -155,6 +166,8 @@ class CoredashApp(App[int]):
         self._quitting = False
         self._quit_requested = False
         self._quit_signals = QuitSignals(self._quit_from_signal)
+        self._sweep_stop: asyncio.Event | None = None  # set: stop the sweep running now
+        self.sweeps: list[SweepResult] = []  # every sweep this session, newest last
 
     # --- layout -----------------------------------------------------------
 
@@ -229,6 +242,7 @@ class CoredashApp(App[int]):
             return
         sample = self.sampler.sample(self.engine.live_worker_pids())
         self._last_sample = sample
+        self.recorder.note_sample(sample)
         self.history.add(sample)
         self.load.add(sample)
         self.redraw()
@@ -490,6 +504,100 @@ class CoredashApp(App[int]):
     def action_clear_results(self) -> None:
         self.engine.clear_history()
 
+    def action_save_records(self) -> None:
+        recorder = self.recorder
+        fresh = recorder.folder is None
+        try:
+            if fresh:
+                recorder.start_writing(default_folder())
+            else:
+                recorder.flush()
+        except (RecordError, OSError) as exc:
+            self.notify(str(exc), title="Records not saved", severity="error", markup=False)
+            return
+        kept = f" ({recorder.jobs_not_kept} early jobs not kept)" if recorder.jobs_not_kept else ""
+        self.notify(
+            f"{recorder.folder}: jobs.csv ({recorder.jobs_ended} ended jobs{kept}), trace.json "
+            "(open in ui.perfetto.dev), session.json; "
+            + ("new jobs are added as they end" if fresh else "up to date"),
+            title="Records saved",
+            timeout=8,
+            markup=False,
+        )
+
+    def action_sweep(self, every_mode: bool = False) -> None:
+        """Speedup at 1 … 2 × cores workers: in the current mode, or in every mode that runs here."""
+        if self._sweep_stop is not None:
+            self.notify("a sweep is already running", severity="warning", timeout=3)
+            return
+        snapshot = self.engine.snapshot()
+        if snapshot.active or snapshot.counts.get(JobState.QUEUED, 0):
+            # Another batch on the same workers would make every point wrong.
+            self.notify(
+                "a sweep needs the workers to itself: let the jobs end, or press c and k first",
+                severity="warning",
+                timeout=5,
+            )
+            return
+        info = self.engine.catalog.get(self.task_name)
+        params = info.params_for(self.task_size)
+        mode = self.engine.mode
+        modes = REGISTRY.available() if every_mode else (mode,)
+        plan = SweepPlan(
+            task=info.name,
+            params=params,
+            jobs=self.task_jobs,
+            modes=modes,
+            workers=sweep_workers(self.engine.usable_cpus),
+        )
+        where = "every mode" if every_mode else mode.label
+        screen = SweepScreen(
+            f"{info.name} {format_params(params)} ×{self.task_jobs} on {where}", self.engine.usable_cpus
+        )
+        self._sweep_stop = asyncio.Event()
+        self.push_screen(screen)
+        self.run_worker(
+            self._run_sweep(plan, screen, self._sweep_stop), name="sweep", group="sweep", exit_on_error=False
+        )
+
+    async def _run_sweep(self, plan: SweepPlan, screen: SweepScreen, stop: asyncio.Event) -> None:
+        workers, mode = self.engine.workers, self.engine.mode
+
+        def progress(found: SweepProgress) -> None:
+            screen.progress = found
+
+        try:
+            result = await run_sweep(self.engine, plan, on_progress=progress, stop=stop)
+        except (EngineError, CatalogError) as exc:  # the engine closed (quit), a refused size...
+            if not self._quitting:
+                if self.screen is screen:
+                    screen.dismiss()
+                self.notify(str(exc), title="Sweep stopped", severity="error", markup=False)
+            return
+        finally:
+            self._sweep_stop = None
+            if not self._quitting:
+                self.engine.set_mode(mode)  # back to the user's own mode and worker count
+                self.engine.set_workers(workers)
+        self.sweeps.append(result)
+        self.recorder.add_sweep(result)  # session.json keeps every sweep, with its fit
+        screen.result = result
+        fitted = "; ".join(
+            f"{curve.mode}: {curve.fit.text if curve.fit is not None else 'no fit: too few points'}"
+            for curve in result.curves
+        )
+        self.notify(
+            fitted + (" (stopped early)" if result.stopped else ""),
+            title="Sweep finished",
+            timeout=8,
+            markup=False,
+        )
+
+    @on(SweepScreen.StopRequested)
+    def _stop_sweep(self) -> None:
+        if self._sweep_stop is not None:
+            self._sweep_stop.set()
+
     def action_help(self) -> None:
         # Built once and kept (composing the help's Markdown takes ~0.4 s), once per GIL
         # state: it says what to expect on this build, and an import can turn the GIL on.
@@ -511,7 +619,15 @@ class CoredashApp(App[int]):
             await self.engine.close(grace=1.0)
         finally:
             sys.setswitchinterval(switch_interval)
+        self._close_records()
         self.exit(0)
+
+    def _close_records(self) -> None:
+        # After the engine's close: its last jobs end (cancelled) and get their rows.
+        try:
+            self.recorder.close()
+        except OSError as exc:  # the disk filled up, the folder was removed...
+            self.notify(f"records: {exc}", severity="error", markup=False)
 
     async def on_unmount(self) -> None:
         self._quitting = True
@@ -519,6 +635,7 @@ class CoredashApp(App[int]):
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.engine.close(grace=1.0)
+        self._close_records()
 
     @on(DataTable.RowSelected, "#jobs")
     def _show_job(self, event: DataTable.RowSelected) -> None:

@@ -177,6 +177,29 @@ def _add_chunk(parser: argparse.ArgumentParser, where: str) -> None:
     )
 
 
+def _add_record(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help=f"write jobs.csv (a row per ended job), trace.json (Perfetto, chrome://tracing) and "
+        f"session.json into FOLDER (created; must not hold records already) {when}",
+    )
+
+
+def check_record(folder: Path | None) -> None:
+    """A --record folder that cannot be written to is a usage error, said before anything runs."""
+    if folder is None:
+        return
+    from coredash.records import RecordError, check_folder
+
+    try:
+        check_folder(folder)
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tasks",
@@ -217,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_chunk(parser, "the job picker (j) changes it")
     # Nicer workers: the dashboard still answers keys when the jobs fill every core.
     _add_limits(parser, nice=APP_WORKER_NICE)
+    _add_record(parser, "as jobs end (the e key writes to ./coredash-records/ otherwise)")
     _add_common(parser)
     return parser
 
@@ -250,10 +274,17 @@ def build_bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=positive_int, default=1, help="runs per configuration (medians)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write results as JSON")
     parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="after the table, chart speedup against workers per mode with the ideal line and the "
+        "fitted Amdahl curve; without --workers it sweeps 1, 2, … 2 × usable cores",
+    )
+    parser.add_argument(
         "--no-serial", action="store_true", help="skip the plain-loop serial baseline (vs serial column)"
     )
     _add_chunk(parser, "for every run")
     _add_limits(parser, nice=0)  # a benchmark runs its workers like anybody's
+    _add_record(parser, "as the runs go")
     _add_common(parser)
     return parser
 
@@ -313,6 +344,7 @@ def _run(argv: list[str]) -> int:
     if args.size is not None:
         info.check_size(args.size)
     check_blocking(info, args.size, (args.mode,), args.job_timeout)
+    check_record(args.record)
     from coredash.launch import AppOptions, run_app  # the UI is imported only when it is wanted
 
     options = AppOptions(
@@ -328,6 +360,7 @@ def _run(argv: list[str]) -> int:
         memory_limit_mb=args.memory_limit,
         worker_nice=args.worker_nice,
         chunk=args.chunk,
+        record=args.record,
     )
     return run_app(options)
 
@@ -351,6 +384,7 @@ def check_blocking(
 
 def _bench(args: argparse.Namespace) -> int:
     from coredash.bench import BenchConfig, run_bench_cli
+    from coredash.engine.sweep import sweep_workers
 
     catalog = load_catalog(args.tasks)
     info = catalog.get(args.task)
@@ -362,7 +396,7 @@ def _bench(args: argparse.Namespace) -> int:
         params=info.params_for(args.size),
         jobs=args.jobs or bench_jobs(),
         modes=args.modes,
-        workers=args.workers or tuple(sorted({1, usable_cpus()})),
+        workers=args.workers or (sweep_workers() if args.plot else tuple(sorted({1, usable_cpus()}))),
         repeat=args.repeat,
         serial=not args.no_serial,
         start_method=args.start_method,
@@ -373,8 +407,9 @@ def _bench(args: argparse.Namespace) -> int:
     )
     if args.json is not None and not args.json.parent.exists():
         raise UsageError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    check_record(args.record)
     stop_at_the_first_signal()
-    return run_bench_cli(config, catalog, args.json)
+    return run_bench_cli(config, catalog, args.json, plot=args.plot, record=args.record)
 
 
 def _tasks(args: argparse.Namespace) -> int:

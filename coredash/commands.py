@@ -33,6 +33,8 @@ class Dashboard(Protocol):
     def action_cancel_queued(self) -> None: ...
     def action_kill_running(self) -> None: ...
     def action_clear_results(self) -> None: ...
+    def action_save_records(self) -> None: ...
+    def action_sweep(self, every_mode: bool = False) -> None: ...
     def action_help(self) -> None: ...
 
 
@@ -61,7 +63,29 @@ TAIL_BINDINGS = (
         id="workers.fewer",
         tooltip="One worker fewer",
     ),
+    Binding(
+        "w",
+        "sweep",
+        "Sweep",
+        id="sweep",
+        tooltip="Speedup at 1, 2, … 2 × cores workers in this mode, with the Amdahl fit",
+    ),
+    Binding(
+        "W",
+        "sweep(True)",
+        "Sweep all",
+        id="sweep.all",
+        show=False,  # the footer is full; the help and the palette list it
+        tooltip="The same sweep in every mode that runs here, interleaved",
+    ),
     Binding("x", "clear_results", "Clear", id="clear", tooltip="Clear job history, comparisons, baselines"),
+    Binding(
+        "e",
+        "save_records",
+        "Save",
+        id="records",
+        tooltip="Write jobs.csv, trace.json and session.json (the session so far, then on)",
+    ),
 )
 SET_MODE = "set_mode("
 
@@ -149,5 +173,18 @@ def dashboard_commands(app: Dashboard) -> Iterator[SystemCommand]:
         )
     if counts.get(JobState.RUNNING, 0) + counts.get(JobState.DISPATCHED, 0):
         yield SystemCommand("Kill running", "Stop the running jobs", app.action_kill_running)
+    yield SystemCommand(
+        "Scaling sweep",
+        f"{app.task_name} at 1…{2 * engine.usable_cpus} workers on {engine.mode.label}, Amdahl fit",
+        app.action_sweep,
+    )
+    yield SystemCommand(
+        "Scaling sweep, every mode",
+        f"{app.task_name} at 1…{2 * engine.usable_cpus} workers in every mode that runs here",
+        lambda: app.action_sweep(True),
+    )
     yield SystemCommand("Clear results", "Forget ended jobs and comparisons", app.action_clear_results)
+    yield SystemCommand(
+        "Save records", "jobs.csv, trace.json (Perfetto) and session.json", app.action_save_records
+    )
     yield SystemCommand("Help", "What each mode demonstrates, and every key", app.action_help)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coredash.app import CoredashApp
@@ -21,6 +22,7 @@ from coredash.lifecycle import (
     helpers_immune_to_ctrl_c,
     ignore_stop_signals,
 )
+from coredash.records import Recorder
 
 if TYPE_CHECKING:
     from coredash.engine import Catalog, Mode
@@ -45,6 +47,7 @@ class AppOptions:
     memory_limit_mb: int | None = None
     worker_nice: int = 0
     chunk: ChunkPolicy | None = None  # None: auto
+    record: Path | None = None  # write jobs.csv, trace.json and session.json here as jobs end
 
 
 def stray_job_threads() -> list[threading.Thread]:
@@ -72,6 +75,7 @@ def run_app(options: AppOptions) -> int:
         size=options.size,
         jobs=options.jobs,
         refresh=options.refresh,
+        recorder=Recorder(options.record) if options.record is not None else None,
     )
     # Thread jobs share this process: a job calling input() must not read the keys
     # the UI reads (Textual reads the real stdin through sys.__stdin__).

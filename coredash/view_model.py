@@ -6,6 +6,7 @@ check the numbers here without running an app.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,11 @@ class Comparison:
 
 def comparison(snapshot: EngineSnapshot, focus: tuple[str, dict[str, Any]]) -> Comparison:
     """Compare modes for ``focus``: a task and its parameters."""
-    batches = list(snapshot.batches)
+    return comparison_of(snapshot.batches, focus)
+
+
+def comparison_of(batches: Iterable[BatchRecord], focus: tuple[str, dict[str, Any]]) -> Comparison:
+    """The same from any batches, oldest first (records keep more than a snapshot's cap)."""
     task, params = focus
     latest: dict[tuple[Mode, ChunkPolicy], BatchSummary] = {}
     for batch in batches:

@@ -68,6 +68,9 @@ EVERY_OPTION = [
     (["--tasks", "/no/such/file.py"], "task file not found"),
     (["--tasks", "/"], "is a folder"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--record", "/dev/null"], "cannot record to /dev/null: it is not a folder"),
+    (["--record", "/proc/coredash-records"], "cannot record to /proc/coredash-records: "),
+    (["--record"], "--record: expected one argument"),
     # coredash bench
     (["bench"], "required: --task"),
     (["bench", "--task", "nope"], "unknown task 'nope'"),
@@ -89,6 +92,8 @@ EVERY_OPTION = [
     (["bench", "--task", "tiny", "--chunk", "0"], "--chunk: must be at least 1"),
     (["bench", "--task", "tiny", "--chunk", HUGE], "--chunk: at most 1,000"),
     (["bench", "--task", "tiny", "--chunk", "often"], "--chunk: expected auto, off or a whole number"),
+    (["bench", "--task", "tiny", "--record", "/dev/null"], "cannot record to /dev/null: it is not a folder"),
+    (["bench", "--task", "tiny", "--record", "/proc/coredash-records"], "cannot record to /proc/"),
     # coredash tasks
     (["tasks", "--tasks", "/no/such/file.py"], "task file not found"),
     (["tasks", "--start-method", "x"], "--start-method: invalid choice"),
