@@ -354,4 +354,7 @@ def test_quitting_with_interpreter_jobs_that_never_checkpoint_is_bounded_and_say
     assert took is not None and took < 4.0, f"exit took {took} s"
     assert_nothing_left(pane, tree)
     assert_terminal_restored(pane)
-    assert "2 thread job(s) ignored the cancel request; exiting without them" in pane.history()
+    # One or both of the two running jobs (the second may not have begun when q came).
+    words = r"[12] thread job\(s\) ignored the cancel\s+request;\s+exiting\s+without them"
+    said = re.search(words, pane.history())
+    assert said is not None, pane.history()
